@@ -1,0 +1,44 @@
+# Two commands for a newcomer: `make grade` (demo) and `make test`. Both create .venv when missing.
+PY        ?= python3
+VENV      := .venv
+PYTHON    := $(VENV)/bin/python
+ASSIGNMENT ?= comp4423_a2
+SUBMISSIONS ?= fixtures/examples/$(ASSIGNMENT)
+OUT       ?= out/$(ASSIGNMENT)
+TIMES     ?= $(wildcard $(SUBMISSIONS)/times.csv)
+JOBS      ?= $(shell nproc 2>/dev/null || echo 1)
+
+.PHONY: grade test starter fixtures selfcheck env sandbox clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(PYTHON) -m pip install -q --upgrade pip 2>&1 | grep -v "is ignored" || true
+	$(PYTHON) -m pip install -q torch==2.14.1 torchvision==0.29.1 numpy scipy matplotlib hypothesis pytest 2>&1 | grep -v "is ignored" || true
+	$(PYTHON) -c "import torch, torchvision, numpy, scipy, matplotlib, hypothesis, pytest"
+	touch $@
+
+env: $(VENV)/.installed sandbox
+
+# bubblewrap is the sandbox; install it when we can (root with apt), otherwise say what is missing.
+sandbox:
+	@command -v bwrap >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get update -qq && apt-get install -y -qq bubblewrap) >/dev/null 2>&1 || echo "WARNING: could not install bubblewrap"; \
+	  else echo "WARNING: bubblewrap (bwrap) is not installed: the grader will fall back to rlimits only"; fi; }
+
+grade: env
+	$(PYTHON) -m grader grade $(SUBMISSIONS) --assignment $(ASSIGNMENT) --out $(OUT) --jobs $(JOBS) $(if $(TIMES),--times $(TIMES))
+
+test: env
+	$(PYTHON) -m pytest
+
+starter: env
+	$(PYTHON) -m grader starter --assignment $(ASSIGNMENT)
+
+fixtures: env
+	$(PYTHON) fixtures/make_$(ASSIGNMENT).py
+
+selfcheck: starter fixtures test
+
+clean:
+	rm -rf out .pytest_cache

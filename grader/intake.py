@@ -1,0 +1,165 @@
+"""Zip -> Submission: the naming rule, safe extraction into a fresh box, module discovery, lateness."""
+from __future__ import annotations
+
+import csv
+import hashlib
+import math
+import re
+import stat
+import zipfile
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path, PurePosixPath
+
+from .spec import Assignment
+
+MAX_MEMBERS = 500
+MAX_TOTAL_BYTES = 50 << 20
+MAX_MEMBER_BYTES = 20 << 20
+MAX_RATIO = 200  # uncompressed / compressed, per member
+IGNORED = re.compile(r"(^|/)(__MACOSX|\.DS_Store|__pycache__|\.ipynb_checkpoints)(/|$)")
+
+
+class IntakeError(Exception):
+    """The submission cannot be graded; `status` names the gradebook status."""
+
+    def __init__(self, status: str, reason: str) -> None:
+        super().__init__(reason)
+        self.status, self.reason = status, reason
+
+
+@dataclass
+class Submission:
+    zip_path: Path
+    student_id: str
+    name: str
+    sha256: str
+    status: str = "ok"
+    reason: str = ""
+    late_days: int = 0
+    submitted_at: str = ""
+    module_files: dict[str, str] = field(default_factory=dict)  # module -> path inside the box
+    notes: list[str] = field(default_factory=list)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def identify(zip_path: Path, assignment: Assignment) -> Submission:
+    """Apply the naming rule. A wrong name keeps a row (id from the file name) with naming_error."""
+    sha = sha256_file(zip_path)
+    match = assignment.naming_pattern.match(zip_path.name)
+    if match:
+        return Submission(zip_path, match["student_id"], match["name"].replace("_", " "), sha)
+    fallback = re.sub(r"[^A-Za-z0-9_.-]", "_", zip_path.stem)[:80] or "unnamed"
+    sub = Submission(zip_path, f"misnamed-{fallback}", "", sha)
+    sub.status = "naming_error"
+    sub.reason = f"zip name {zip_path.name!r} does not follow the rule, e.g. {assignment.naming_example}; wrong naming scores zero"
+    return sub
+
+
+def extract(sub: Submission, assignment: Assignment, box: Path) -> None:
+    """Safely unpack into `box` and find the assignment's modules; raises IntakeError."""
+    try:
+        archive = zipfile.ZipFile(sub.zip_path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise IntakeError("bad_zip", f"not a readable zip file ({exc})") from None
+    with archive:
+        members = [m for m in archive.infolist() if not IGNORED.search(m.filename)]
+        if len(members) > MAX_MEMBERS:
+            raise IntakeError("bad_zip", f"the zip holds {len(members)} files; at most {MAX_MEMBERS} are accepted")
+        total = 0
+        for m in members:
+            rel = _safe_name(m)
+            if m.is_dir():
+                continue
+            total += m.file_size
+            if m.file_size > MAX_MEMBER_BYTES or total > MAX_TOTAL_BYTES:
+                raise IntakeError("bad_zip", f"the zip unpacks to more than {MAX_TOTAL_BYTES >> 20} MB (zip bomb?)")
+            if m.compress_size and m.file_size / m.compress_size > MAX_RATIO and m.file_size > (1 << 20):
+                raise IntakeError("bad_zip", f"{m.filename!r} is compressed {m.file_size // m.compress_size}:1 (zip bomb?)")
+            target = box / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                data = _read_bounded(archive, m)
+            except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, NotImplementedError) as exc:
+                raise IntakeError("bad_zip", f"cannot read {m.filename!r} from the zip ({exc})") from None
+            target.write_bytes(data)
+    sub.module_files = find_modules(box, assignment)
+    if not sub.module_files:
+        wanted = ", ".join(f"{m}.py" for m in assignment.modules)
+        raise IntakeError("missing_files", f"no Python file for this assignment found (expected {wanted} or one Assignment2_<ID>_<NAME>.py)")
+    missing = [m for m in assignment.modules if m not in sub.module_files]
+    if missing:
+        sub.notes.append("no file found for: " + ", ".join(f"{m}.py" for m in missing))
+
+
+def _safe_name(member: zipfile.ZipInfo) -> PurePosixPath:
+    name = member.filename.replace("\\", "/")
+    mode = member.external_attr >> 16
+    if stat.S_ISLNK(mode):
+        raise IntakeError("bad_zip", f"the zip contains a symbolic link ({name!r}); links are not accepted")
+    if stat.S_IFMT(mode) not in (0, stat.S_IFREG, stat.S_IFDIR):
+        raise IntakeError("bad_zip", f"the zip contains a special file ({name!r})")
+    path = PurePosixPath(name)
+    if path.is_absolute() or re.match(r"^[A-Za-z]:", name) or ".." in path.parts or not path.parts:
+        raise IntakeError("bad_zip", f"unsafe path in the zip: {name!r}")
+    if any(part.startswith(".") and part not in (".",) for part in path.parts) and name.endswith(".py"):
+        raise IntakeError("bad_zip", f"hidden file in the zip: {name!r}")
+    return PurePosixPath(*[p for p in path.parts if p != "."])
+
+
+def _read_bounded(archive: zipfile.ZipFile, member: zipfile.ZipInfo) -> bytes:
+    with archive.open(member) as fh:
+        data = fh.read(MAX_MEMBER_BYTES + 1)
+    if len(data) > MAX_MEMBER_BYTES:
+        raise IntakeError("bad_zip", f"{member.filename!r} unpacks to more than declared (zip bomb?)")
+    return data
+
+
+def find_modules(box: Path, assignment: Assignment) -> dict[str, str]:
+    """Map each module to a file in the box: its own file (any folder, any case), or the single file."""
+    py_files = sorted((p for p in box.rglob("*.py") if p.is_file()), key=lambda p: (len(p.parts), str(p)))
+    found: dict[str, str] = {}
+    for module in assignment.modules:
+        for p in py_files:
+            if p.stem.lower() == module.lower():
+                found[module] = str(p.relative_to(box))
+                break
+    if len(found) < len(assignment.modules):
+        singles = [p for p in py_files if assignment.single_file_pattern.match(p.name)]
+        if not singles and not found and len(py_files) == 1:
+            singles = py_files
+        if singles:
+            for module in assignment.modules:
+                found.setdefault(module, str(singles[0].relative_to(box)))
+    return found
+
+
+# -- lateness ------------------------------------------------------------------------------------
+def read_times(path: Path) -> dict[str, datetime]:
+    """CSV with a `submitted_at` column (ISO 8601) and a `file` (zip name) or `student_id` column."""
+    times: dict[str, datetime] = {}
+    with open(path, newline="") as fh:
+        for row in csv.DictReader(fh):
+            key = (row.get("file") or row.get("student_id") or "").strip()
+            when = (row.get("submitted_at") or "").strip()
+            if key and when:
+                times[key] = _aware(datetime.fromisoformat(when))
+    return times
+
+
+def _aware(when: datetime) -> datetime:
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+
+
+def late_days(submitted: datetime | None, deadline: datetime | None) -> int:
+    """Days late, each started day counting as one; 0 when on time or unknown."""
+    if submitted is None or deadline is None or submitted <= _aware(deadline):
+        return 0
+    return math.ceil((submitted - _aware(deadline)) / timedelta(days=1))

@@ -1,0 +1,84 @@
+"""Run an assignment's hidden checks against one prepared submission box; return outcomes as data."""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .checks import Check, CheckFailed, ModuleUnavailable, Student
+from .sandbox import Limits, Sandbox, SandboxError, StudentError
+
+
+@dataclass(frozen=True)
+class Outcome:
+    item: str
+    name: str
+    weight: float
+    status: str  # passed | failed | error | timeout | crashed
+    message: str = ""
+    detail: str = ""
+    hint: str = ""
+    seconds: float = 0.0
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "passed"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def run_checks(checks: list[Check], box: Path, module_files: dict[str, str], mode: str,
+               limits: Limits = Limits(), only: set[str] | None = None, threads: int = 1) -> list[Outcome]:
+    """Run every check in a sandbox over `box`; a timeout or crash restarts the sandbox and goes on."""
+    outcomes: list[Outcome] = []
+    sandbox: Sandbox | None = None
+    module_state: dict[str, str] = {}
+    try:
+        for chk in checks:
+            if only is not None and chk.item not in only:
+                continue
+            if sandbox is None or not sandbox.alive:
+                sandbox = Sandbox(box, module_files, mode, limits, threads)
+                try:
+                    sandbox.start()
+                except SandboxError as exc:
+                    outcomes.append(Outcome(chk.item, chk.name, chk.weight, exc.status,
+                                            f"the sandbox could not start: {exc}"))
+                    sandbox = None
+                    continue
+            student = Student(sandbox, timeout=chk.timeout, module_state=module_state)
+            outcomes.append(_run_one(chk, student))
+    finally:
+        if sandbox is not None:
+            sandbox.close()
+    return outcomes
+
+
+def _run_one(chk: Check, student: Student) -> Outcome:
+    start = time.monotonic()
+
+    def done(status: str, message: str = "", detail: str = "", hint: str = "") -> Outcome:
+        return Outcome(chk.item, chk.name, chk.weight, status, message, detail, hint, round(time.monotonic() - start, 3))
+
+    try:
+        chk.fn(student)
+    except CheckFailed as exc:
+        return done("failed", exc.what, exc.detail, exc.hint)
+    except ModuleUnavailable as exc:
+        return done("error", str(exc))
+    except StudentError as exc:
+        hint = ""
+        if exc.error == "NotImplementedError":
+            hint = "this part is still the starter's stub"
+        return done("error", f"your code raised {exc.error}: {exc.message}"[:600], _last_frame(exc.trace), hint)
+    except SandboxError as exc:
+        student.sandbox.close()
+        return done(exc.status, f"{exc.status}: {exc}", hint="look for infinite loops, huge allocations or exit calls")
+    return done("passed")
+
+
+def _last_frame(trace: str) -> str:
+    """The student's own frame of a traceback (file and line), without the worker's frames."""
+    lines = [ln.strip() for ln in trace.splitlines() if ln.strip().startswith("File ") and "/grader/" not in ln]
+    return lines[-1][:300] if lines else ""

@@ -1,0 +1,283 @@
+"""Start and stop an isolated worker process; enforce limits and timeouts; speak the protocol.
+
+Mode "bwrap": bubblewrap with every namespace unshared (no network, own pid space), a read-only
+view of the Python installation, the grader's worker code and nothing else but the student's box.
+Mode "rlimits": the fallback when bubblewrap is missing; resource limits and a timeout only, and
+the student's code can read whatever the grading user can. Both modes always apply rlimits, a
+scrubbed environment, a new session and a wall-clock timeout per request.
+"""
+from __future__ import annotations
+
+import json
+import os
+import resource
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import protocol
+
+GRADER_DIR = Path(__file__).resolve().parent
+BOX_MOUNT = "/box"
+CODE_MOUNT = "/opt/grader"
+
+
+@dataclass(frozen=True)
+class Limits:
+    memory_mb: int = 4096  # address space; torch with CUDA libraries maps about 2 GB virtual
+    cpu_seconds: int = 300
+    file_size_mb: int = 64
+    open_files: int = 256
+    processes: int = 64
+    reply_mb: int = 64
+    stderr_kb: int = 64
+    start_timeout: float = 30.0
+
+
+class SandboxError(Exception):
+    """The worker misbehaved (timeout, crash, bad reply); the message is for a TA."""
+
+    status = "crashed"
+
+
+class SandboxTimeout(SandboxError):
+    status = "timeout"
+
+
+class SandboxCrashed(SandboxError):
+    status = "crashed"
+
+
+class StudentError(Exception):
+    """Student code raised an exception inside the sandbox."""
+
+    def __init__(self, error: str, message: str, trace: str) -> None:
+        super().__init__(f"{error}: {message}")
+        self.error, self.message, self.trace = error, message, trace
+
+
+def detect_mode() -> str:
+    """bwrap when it is installed and can create namespaces here, else rlimits."""
+    forced = os.environ.get("GRADER_SANDBOX")
+    if forced in ("bwrap", "rlimits"):
+        return forced
+    bwrap = shutil.which("bwrap")
+    if not bwrap:
+        return "rlimits"
+    probe = subprocess.run(
+        [bwrap, "--unshare-all", "--ro-bind", "/", "/", "true"], capture_output=True, timeout=20
+    )
+    return "bwrap" if probe.returncode == 0 else "rlimits"
+
+
+def _python_roots() -> list[str]:
+    roots = {os.path.realpath(sys.base_prefix), os.path.realpath(sys.prefix)}
+    return sorted(roots)
+
+
+def _scrubbed_env(threads: int) -> dict[str, str]:
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": "/tmp",
+        "LANG": "C.UTF-8",
+        "MPLBACKEND": "Agg",
+        "MPLCONFIGDIR": "/tmp/mpl",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONHASHSEED": "0",
+        "CUDA_VISIBLE_DEVICES": "",
+    }
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
+        env[var] = str(threads)
+    return env
+
+
+class Sandbox:
+    """One worker process serving one submission's box."""
+
+    def __init__(self, box: Path, module_files: dict[str, str], mode: str, limits: Limits = Limits(), threads: int = 1) -> None:
+        self.box = Path(box).resolve()
+        self.module_files = module_files  # module name -> path relative to the box
+        self.mode = mode
+        self.limits = limits
+        self.threads = threads
+        self.proc: subprocess.Popen | None = None
+        self._stderr_tail = bytearray()
+        self._next_id = 1
+        self._buffer = b""
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def command(self) -> list[str]:
+        python = sys.executable  # the venv's own interpreter path, so its site-packages load
+        if self.mode == "rlimits":
+            files = {m: str(self.box / p) for m, p in self.module_files.items()}
+            return [python, "-I", str(GRADER_DIR / "worker.py"), json.dumps(files)]
+        files = {m: f"{BOX_MOUNT}/{p}" for m, p in self.module_files.items()}
+        cmd = [
+            shutil.which("bwrap") or "bwrap",
+            "--unshare-all", "--die-with-parent", "--new-session",
+            "--uid", "65534", "--gid", "65534", "--hostname", "sandbox",
+            "--ro-bind", "/usr", "/usr",
+            "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
+            "--symlink", "usr/bin", "/bin", "--symlink", "usr/sbin", "/sbin",
+            "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
+            "--ro-bind", str(GRADER_DIR), CODE_MOUNT,
+            "--bind", str(self.box), BOX_MOUNT,
+        ]
+        for root in _python_roots():
+            cmd += ["--ro-bind", root, root]
+        cmd += ["--chdir", BOX_MOUNT, "--clearenv"]
+        for key, value in _scrubbed_env(self.threads).items():
+            cmd += ["--setenv", key, value]
+        cmd += [python, "-I", f"{CODE_MOUNT}/worker.py", json.dumps(files)]
+        return cmd
+
+    def _preexec(self) -> None:
+        lim = self.limits
+        mb = 1 << 20
+        for res, value in (
+            (resource.RLIMIT_AS, lim.memory_mb * mb),
+            (resource.RLIMIT_CPU, lim.cpu_seconds),
+            (resource.RLIMIT_FSIZE, lim.file_size_mb * mb),
+            (resource.RLIMIT_NOFILE, lim.open_files),
+            (resource.RLIMIT_NPROC, lim.processes),
+            (resource.RLIMIT_CORE, 0),
+        ):
+            try:
+                resource.setrlimit(res, (value, value))
+            except (ValueError, OSError):
+                pass
+
+    def start(self) -> None:
+        env = _scrubbed_env(self.threads)
+        if self.mode == "rlimits":
+            env["PYTHONPATH"] = ""
+        self.proc = subprocess.Popen(
+            self.command(),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=str(self.box),
+            env=env,
+            start_new_session=True,
+            preexec_fn=self._preexec,
+            close_fds=True,
+        )
+        os.set_blocking(self.proc.stdout.fileno(), False)
+        threading.Thread(target=self._drain_stderr, daemon=True).start()
+        self._read_reply(0, self.limits.start_timeout)
+
+    def _drain_stderr(self) -> None:
+        keep = self.limits.stderr_kb * 1024
+        stream = self.proc.stderr
+        while True:
+            chunk = stream.read1(65536) if hasattr(stream, "read1") else stream.read(65536)
+            if not chunk:
+                return
+            self._stderr_tail += chunk
+            if len(self._stderr_tail) > 2 * keep:
+                del self._stderr_tail[:-keep]
+
+    @property
+    def stderr_tail(self) -> str:
+        return bytes(self._stderr_tail[-self.limits.stderr_kb * 1024:]).decode("utf-8", "replace")
+
+    def close(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            proc.kill()
+        except ProcessLookupError:
+            pass
+        proc.wait()
+        for stream in (proc.stdin, proc.stdout, proc.stderr):
+            try:
+                stream.close()
+            except OSError:
+                pass
+
+    def __enter__(self) -> "Sandbox":
+        self.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    # -- requests --------------------------------------------------------------------------
+    def request(self, message: dict[str, Any], timeout: float) -> Any:
+        if not self.alive:
+            raise SandboxCrashed("the worker is not running")
+        rid = self._next_id
+        self._next_id += 1
+        try:
+            self.proc.stdin.write(protocol.dumps({**message, "id": rid}))
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            self._crashed("the worker stopped before the request could be sent")
+        reply = self._read_reply(rid, timeout)
+        if not reply.get("ok"):
+            raise StudentError(
+                str(reply.get("error", "Error"))[:200], str(reply.get("message", ""))[:2000], str(reply.get("trace", ""))[:4000]
+            )
+        return protocol.decode(reply.get("value"))
+
+    def _read_reply(self, rid: int, timeout: float) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        limit = self.limits.reply_mb << 20
+        fd = self.proc.stdout.fileno()
+        while True:
+            newline = self._buffer.find(b"\n")
+            if newline >= 0:
+                line, self._buffer = self._buffer[:newline], self._buffer[newline + 1:]
+                reply = protocol.loads(line)
+                if reply.get("id") != rid:
+                    continue  # stale or forged line; the real reply carries our id
+                return reply
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self.close()
+                raise SandboxTimeout(f"no answer within {timeout:.0f} s")
+            ready, _, _ = select.select([fd], [], [], min(remaining, 1.0))
+            if not ready:
+                continue
+            try:
+                chunk = os.read(fd, 1 << 20)
+            except BlockingIOError:
+                continue
+            if not chunk:
+                self._crashed("the worker exited")
+            self._buffer += chunk
+            if len(self._buffer) > limit:
+                self.close()
+                raise SandboxCrashed(f"reply larger than {self.limits.reply_mb} MB")
+
+    def _crashed(self, what: str) -> None:
+        code = self.proc.poll() if self.proc else None
+        if self.proc is not None:
+            try:
+                self.proc.wait(timeout=2)
+                code = self.proc.returncode
+            except subprocess.TimeoutExpired:
+                pass
+        tail = self.stderr_tail.strip().splitlines()[-3:]
+        self.close()
+        detail = f" (exit code {code})" if code is not None else ""
+        if code is not None and code < 0:
+            detail = f" (killed by signal {signal.Signals(-code).name})" if -code in signal.Signals._value2member_map_ else detail
+        hint = (" last output: " + " | ".join(tail)[-300:]) if tail else ""
+        raise SandboxCrashed(f"{what}{detail}.{hint}")

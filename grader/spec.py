@@ -1,0 +1,95 @@
+"""Rubric and policy files -> frozen dataclasses. Scoring policy lives here, checks elsewhere."""
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SOLUTIONS = ROOT / "solutions"
+STARTERS = ROOT / "starter"
+FIXTURES = ROOT / "fixtures"
+
+
+@dataclass(frozen=True)
+class Item:
+    id: str
+    task: str
+    title: str
+    marks: float
+    kind: str  # "auto" or "manual"
+    built: bool = True
+    module: str | None = None
+
+    @property
+    def graded_automatically(self) -> bool:
+        return self.kind == "auto" and self.built
+
+
+@dataclass(frozen=True)
+class LatePolicy:
+    deadline: datetime | None
+    penalty_per_day: float
+    max_days: int
+
+
+@dataclass(frozen=True)
+class Assignment:
+    id: str
+    title: str
+    cap: float
+    modules: tuple[str, ...]
+    single_file_pattern: re.Pattern
+    naming_pattern: re.Pattern
+    naming_example: str
+    late: LatePolicy
+    items: tuple[Item, ...]
+    solution_dir: Path
+    starter_dir: Path
+
+    @property
+    def total_marks(self) -> float:
+        return sum(i.marks for i in self.items)
+
+    def item(self, item_id: str) -> Item:
+        for it in self.items:
+            if it.id == item_id:
+                return it
+        raise KeyError(f"{self.id} has no rubric item {item_id!r}")
+
+
+def available() -> list[str]:
+    return sorted(p.parent.name for p in SOLUTIONS.glob("*/rubric.toml"))
+
+
+def load(assignment_id: str) -> Assignment:
+    path = SOLUTIONS / assignment_id / "rubric.toml"
+    if not path.is_file():
+        raise ValueError(f"unknown assignment {assignment_id!r}; known: {', '.join(available()) or 'none'}")
+    raw = tomllib.loads(path.read_text())
+    a, naming, late = raw["assignment"], raw["naming"], raw.get("late", {})
+    items = tuple(
+        Item(
+            id=str(i["id"]), task=i["task"], title=i["title"], marks=float(i["marks"]), kind=i["kind"],
+            built=bool(i.get("built", True)), module=i.get("module"),
+        )
+        for i in raw["items"]
+    )
+    for it in items:
+        if it.kind not in ("auto", "manual"):
+            raise ValueError(f"{path}: item {it.id} has kind {it.kind!r}; use 'auto' or 'manual'")
+    if len({it.id for it in items}) != len(items):
+        raise ValueError(f"{path}: duplicate item ids")
+    deadline = late.get("deadline")
+    return Assignment(
+        id=a["id"], title=a["title"], cap=float(a.get("cap", float("inf"))), modules=tuple(a["modules"]),
+        single_file_pattern=re.compile(a.get("single_file_pattern", r"^$")),
+        naming_pattern=re.compile(naming["pattern"]), naming_example=naming.get("example", ""),
+        late=LatePolicy(
+            deadline=datetime.fromisoformat(deadline) if deadline else None,
+            penalty_per_day=float(late.get("penalty_per_day", 0.0)), max_days=int(late.get("max_days", 0)),
+        ),
+        items=items, solution_dir=path.parent, starter_dir=STARTERS / assignment_id,
+    )

@@ -1,0 +1,209 @@
+"""Runs INSIDE the sandbox: loads the student's modules and serves calls over the wire format.
+
+Started as `python -I worker.py MODULES_JSON`. It reads one request per line from the protocol
+input and answers one line per request. Everything here is data gathering; no verdict is ever
+computed or trusted on this side. Student code may tamper with this process freely; the grader
+only ever sees plain data coming back.
+"""
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import os
+import sys
+import traceback
+from typing import Any
+
+sys.path[:0] = [os.path.dirname(os.path.abspath(__file__)), os.getcwd()]  # grader code first, then the box
+import protocol  # noqa: E402
+
+MAX_TRACE = 4000
+
+
+class Worker:
+    def __init__(self, module_files: dict[str, str]) -> None:
+        self.module_files = module_files
+        self.modules: dict[str, Any] = {}
+        self.handles: dict[int, Any] = {}
+        self._loaded_files: dict[str, Any] = {}
+
+    # -- handles ---------------------------------------------------------------------------
+    def store(self, obj: Any) -> protocol.Handle:
+        hid = len(self.handles) + 1
+        self.handles[hid] = obj
+        return protocol.Handle(hid, type(obj).__name__)
+
+    def lookup(self, hid: int) -> Any:
+        if hid not in self.handles:
+            raise KeyError(f"unknown handle {hid}")
+        return self.handles[hid]
+
+    # -- requests --------------------------------------------------------------------------
+    def load(self, name: str) -> Any:
+        if name in self.modules:
+            return self.modules[name]
+        if name not in self.module_files:
+            raise ModuleNotFoundError(f"the submission has no file for module '{name}'")
+        path = self.module_files[name]
+        if path in self._loaded_files:
+            module = self._loaded_files[path]
+        else:
+            spec = importlib.util.spec_from_file_location(name, path)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module
+            spec.loader.exec_module(module)
+            self._loaded_files[path] = module
+        self.modules[name] = module
+        return module
+
+    def resolve(self, target: dict[str, Any]) -> Any:
+        if "handle" in target:
+            obj = self.lookup(int(target["handle"]))
+        else:
+            obj = self.load(str(target["module"]))
+        for part in filter(None, str(target.get("path", "")).split(".")):
+            if part.startswith("__") and part not in ("__call__", "__class__", "__name__"):
+                raise AttributeError(f"refusing dunder attribute {part}")
+            if isinstance(obj, (list, tuple)) and part.isdigit():
+                obj = obj[int(part)]
+            else:
+                obj = getattr(obj, part)
+        return obj
+
+    def to_tensor(self, arr: Any) -> Any:
+        import torch
+
+        return torch.from_numpy(arr.copy())
+
+    def decode_args(self, raw: Any) -> Any:
+        return protocol.decode(raw, to_tensor=self.to_tensor, from_handle=self.lookup)
+
+    def result(self, value: Any, ret: str) -> Any:
+        if ret == "handle":
+            return protocol.encode(self.store(value))
+        if ret == "none":
+            return None
+        return protocol.encode(value, handles=self.store)
+
+    def seed(self, seed: int) -> None:
+        import random
+
+        import numpy as np
+
+        random.seed(seed)
+        np.random.seed(seed)
+        if "torch" in sys.modules:
+            sys.modules["torch"].manual_seed(seed)
+
+    def handle(self, request: dict[str, Any]) -> Any:
+        op = request.get("op")
+        if op == "ping":
+            return "pong"
+        if op == "load":
+            module = self.load(str(request["module"]))
+            return sorted(n for n in vars(module) if not n.startswith("_"))
+        if op == "get":
+            return self.result(self.resolve(request["target"]), request.get("ret", "auto"))
+        if op == "call":
+            fn = self.resolve(request["target"])
+            args = self.decode_args(request.get("args", []))
+            kwargs = self.decode_args(request.get("kwargs", {"__dict__": {}}))
+            repeat = int(request.get("repeat", 1))
+            if "seed" in request:
+                self.seed(int(request["seed"]))
+            outs = [fn(*args, **kwargs) for _ in range(repeat)]
+            value = outs[0] if "repeat" not in request else outs
+            if request.get("stack") and "repeat" in request:
+                value = _stack(outs)
+            return self.result(value, request.get("ret", "auto"))
+        if op == "figures":
+            return protocol.encode(describe_figures(close=True))
+        raise ValueError(f"unknown op {op!r}")
+
+
+def _stack(values: list[Any]) -> Any:
+    import numpy as np
+
+    arrays = [
+        v.detach().cpu().numpy() if hasattr(v, "detach") else np.asarray(v) for v in values
+    ]
+    return np.stack(arrays)
+
+
+def describe_figures(close: bool) -> list[dict[str, Any]]:
+    """Plain-data description of every open matplotlib figure: axes, lines, scatter offsets."""
+    if "matplotlib.pyplot" not in sys.modules:
+        return []
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from matplotlib.collections import PathCollection
+
+    figures = []
+    for num in plt.get_fignums():
+        fig = plt.figure(num)
+        axes = []
+        for ax in fig.get_axes():
+            lines = [
+                {
+                    "x": np.asarray(line.get_xdata(), dtype=float),
+                    "y": np.asarray(line.get_ydata(), dtype=float),
+                    "label": str(line.get_label()),
+                }
+                for line in ax.get_lines()
+            ]
+            scatters = [
+                {"offsets": np.asarray(c.get_offsets(), dtype=float).reshape(-1, 2), "label": str(c.get_label())}
+                for c in ax.collections
+                if isinstance(c, PathCollection)
+            ]
+            axes.append(
+                {
+                    "title": ax.get_title(),
+                    "xlabel": ax.get_xlabel(),
+                    "ylabel": ax.get_ylabel(),
+                    "lines": lines,
+                    "scatters": scatters,
+                }
+            )
+        figures.append({"axes": axes})
+    if close:
+        plt.close("all")
+    return figures
+
+
+def main() -> None:
+    module_files = json.loads(sys.argv[1])
+    # The protocol gets private copies of stdin/stdout; the student's prints go to stderr.
+    proto_in = os.fdopen(os.dup(0), "rb")
+    proto_out = os.fdopen(os.dup(1), "wb")
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.dup2(2, 1)
+    sys.stdout = io.TextIOWrapper(os.fdopen(1, "wb", buffering=0), write_through=True)
+    worker = Worker(module_files)
+    proto_out.write(protocol.dumps({"id": 0, "ok": True, "value": "ready"}))
+    proto_out.flush()
+    for line in proto_in:
+        try:
+            request = protocol.loads(line)
+            rid = request.get("id")
+        except Exception as exc:  # malformed request: answer and go on
+            request, rid = {}, None
+        try:
+            value = worker.handle(request)
+            reply = {"id": rid, "ok": True, "value": value}
+            data = protocol.dumps(reply)
+        except BaseException as exc:  # noqa: BLE001 - every student failure becomes data
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            trace = traceback.format_exc()[-MAX_TRACE:]
+            data = protocol.dumps(
+                {"id": rid, "ok": False, "error": type(exc).__name__, "message": str(exc)[:2000], "trace": trace}
+            )
+        proto_out.write(data)
+        proto_out.flush()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,132 @@
+"""Hidden checks for Task 2 (the deformable convolution's offset conv, item 2.1). Trusted code.
+
+Expected outputs are computed here with torch's own F.conv2d as the oracle, from the weights the
+student's module reports; the student's module only ever receives inputs.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from grader.checks import CheckFailed, Student, Tensor, as_array, check, expect_close, expect_shape
+from grader.protocol import Handle
+
+MOD = "dcnn"
+SEED = 2
+
+
+def _layer(student: Student, cin: int, cout: int, k: int, p: int, s: int) -> Handle:
+    layer = student.call(MOD, "DeformableConv2d", cin, cout, kernel_size=k, padding=p, stride=s, seed=SEED, ret="handle")
+    offset = student.get(layer, "offset", ret="handle")
+    if offset.type_name != "Conv2d":
+        raise CheckFailed("self.offset should be an nn.Conv2d", f"got a {offset.type_name}")
+    return layer
+
+
+def _forward(student: Student, layer: Handle, x: np.ndarray) -> np.ndarray:
+    return as_array(student.call(layer, "", Tensor(x.astype(np.float32)), seed=SEED), "the layer's output")
+
+
+def _out_size(n: int, k: int, p: int, s: int) -> int:
+    return (n + 2 * p - k) // s + 1
+
+
+@check("2.1", "the offset conv outputs 2*k*k channels from in_channels", weight=3, module=MOD)
+def offset_channels(student: Student) -> None:
+    for k in (1, 3, 5):
+        layer = _layer(student, 4, 6, k, k // 2, 1)
+        cin, cout = student.get(layer, "offset.in_channels"), student.get(layer, "offset.out_channels")
+        if cin != 4:
+            raise CheckFailed(f"the offset conv should read the layer's in_channels (4), got {cin}")
+        if cout == 3 * k * k:  # DCNv2: offsets and mask from one conv; fine if it is split properly
+            _forward(student, layer, np.zeros((1, 4, 9, 9)))
+            continue
+        if cout != 2 * k * k:
+            hint = "each of the k*k kernel taps needs its own 2-D displacement (dy, dx)"
+            raise CheckFailed(f"the offset conv has the wrong number of output channels for kernel_size={k}",
+                              f"expected 2*k*k = {2 * k * k}, got {cout}", hint)
+
+
+@check("2.1", "output has the shape of a plain conv with the same settings", weight=3, module=MOD)
+def forward_shapes(student: Student) -> None:
+    x = np.random.default_rng(0).normal(size=(2, 3, 17, 23))
+    for k, p, s in ((3, 1, 1), (3, 1, 2), (5, 2, 2), (1, 0, 1)):
+        layer = _layer(student, 3, 5, k, p, s)
+        out = _forward(student, layer, x)
+        expect_shape(out, (2, 5, _out_size(17, k, p, s), _out_size(23, k, p, s)),
+                     f"output for kernel_size={k}, padding={p}, stride={s}",
+                     hint="the offset conv must use the same kernel_size, padding and stride as the deformable conv")
+
+
+def _zero_offsets(student: Student, layer: Handle) -> None:
+    student.call(layer, "offset.weight.data.zero_")
+    if student.get(layer, "offset.bias", ret="handle").type_name != "NoneType":
+        student.call(layer, "offset.bias.data.zero_")
+
+
+def _conv_oracle(student: Student, layer: Handle, x: np.ndarray, p: int, s: int) -> np.ndarray:
+    weight = as_array(student.get(layer, "deform_conv.weight"), "deform_conv.weight")
+    bias = student.get(layer, "deform_conv.bias")
+    b = None if bias is None else torch.from_numpy(as_array(bias, "deform_conv.bias"))
+    return F.conv2d(torch.from_numpy(x), torch.from_numpy(weight), b, stride=s, padding=p).numpy()
+
+
+@check("2.1", "zero offsets reproduce a plain convolution", weight=3, module=MOD)
+def zero_offset_equivalence(student: Student) -> None:
+    x = np.random.default_rng(1).normal(size=(2, 3, 11, 13))
+    for k, p, s in ((3, 1, 1), (3, 1, 2)):
+        layer = _layer(student, 3, 4, k, p, s)
+        _zero_offsets(student, layer)
+        out = _forward(student, layer, x)
+        expected = _conv_oracle(student, layer, x.astype(np.float32).astype(np.float64), p, s)
+        if student.get(layer, "offset.out_channels") == 3 * k * k and np.allclose(out, 0.5 * expected, atol=1e-4):
+            continue  # modulated (DCNv2) layer: a zero mask logit gives a mask of 0.5
+        expect_close(out, expected, f"output with zero offsets (kernel_size={k}, stride={s})", atol=1e-4,
+                     hint="pass the offset conv's output as the deformable conv's offset argument")
+
+
+@check("2.1", "the offsets are used: a one-pixel shift moves the sampling grid", weight=2, module=MOD)
+def offsets_are_used(student: Student) -> None:
+    x = np.random.default_rng(3).normal(size=(1, 2, 12, 12))
+    layer = _layer(student, 2, 3, 3, 1, 1)
+    _zero_offsets(student, layer)
+    if student.get(layer, "offset.bias", ret="handle").type_name == "NoneType":
+        raise CheckFailed("the offset conv has no bias, so this check cannot steer the offsets",
+                          hint="keep nn.Conv2d's default bias=True for the offset conv")
+    channels = int(student.get(layer, "offset.out_channels"))
+    bias = np.zeros(channels, dtype=np.float32)
+    bias[0:18:2] = 1.0  # torchvision's layout: (dy, dx) per tap; dy = +1 row for all nine taps
+    student.call(layer, "offset.bias.data.copy_", Tensor(bias))
+    out = _forward(student, layer, x)
+    xf = x.astype(np.float32).astype(np.float64)
+    for axis in (2, 3):  # the layout is torchvision's, so accept a shift along either axis
+        shifted = np.zeros_like(xf)
+        if axis == 2:
+            shifted[:, :, :-1] = xf[:, :, 1:]
+        else:
+            shifted[:, :, :, :-1] = xf[:, :, :, 1:]
+        expected = _conv_oracle(student, layer, shifted, 1, 1)
+        if out.shape == expected.shape and np.allclose(out[:, :, 1:-2, 1:-2], expected[:, :, 1:-2, 1:-2], atol=1e-4):
+            return
+    unshifted = _conv_oracle(student, layer, xf, 1, 1)
+    if out.shape == unshifted.shape and np.allclose(out, unshifted, atol=1e-4):
+        raise CheckFailed("the output ignores the offsets", "shifting every tap by one pixel changed nothing",
+                          "compute offsets = self.offset(x) in forward and pass them to self.deform_conv(x, offsets)")
+    raise CheckFailed("a one-pixel offset does not shift the sampling grid by one pixel")
+
+
+@check("2.1", "gradients reach the offset conv's weights", weight=1, module=MOD)
+def offset_gradient(student: Student) -> None:
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(2, 3, 9, 9)).astype(np.float32)
+    layer = _layer(student, 3, 4, 3, 1, 1)
+    out = student.call(layer, "", Tensor(x), seed=SEED, ret="handle")
+    shape = tuple(as_array(student.call(out, "size"), "output size").astype(int))
+    r = Tensor(rng.normal(size=shape).astype(np.float32))
+    loss = student.call(student.call(out, "mul", r, ret="handle"), "sum", ret="handle")
+    student.call(loss, "backward")
+    grad = student.get(layer, "offset.weight.grad")
+    if grad is None or not np.any(as_array(grad, "offset.weight.grad") != 0):
+        raise CheckFailed("no gradient reaches the offset conv's weights",
+                          hint="compute the offsets in forward from x; do not detach them or compute them once in __init__")

@@ -1,0 +1,222 @@
+"""Hidden checks for Task 5 (volume rendering, items 5.1 and 5.2). Trusted code.
+
+The reference convention is the starter's: delta_i = t_{i+1} - t_i and the last delta is 0. Checks
+compare alpha and weights on entries 0..N-2 and the colour only where the last sample has no
+density, so that a student who swapped in NeRF's 1e10 last delta loses only the dedicated check.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from grader.checks import CheckFailed, Student, as_array, check, expect_close, expect_shape
+
+MOD = "volume_rendering"
+
+
+def reference(rgb: np.ndarray, sigma: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Loop-free oracle written from the formulas (not the reference solution's code)."""
+    t = np.broadcast_to(t, sigma.shape)
+    delta = np.concatenate([t[..., 1:] - t[..., :-1], np.zeros_like(t[..., :1])], axis=-1)
+    alpha = 1.0 - np.exp(-sigma * delta)
+    trans = np.ones_like(alpha)
+    for i in range(1, alpha.shape[-1]):
+        trans[..., i] = trans[..., i - 1] * (1.0 - alpha[..., i - 1])
+    weights = trans * alpha
+    return (weights[..., None] * rgb).sum(-2), weights, alpha, trans
+
+
+def _render(student: Student, rgb: np.ndarray, sigma: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, ...]:
+    out = student.call(MOD, "volume_rendering", rgb, sigma, t)
+    if not isinstance(out, (tuple, list)) or len(out) != 4:
+        raise CheckFailed("volume_rendering should return (pixel_color, weights, alpha, transmittance)",
+                          f"got {type(out).__name__}{'' if not isinstance(out, (tuple, list)) else f' of length {len(out)}'}")
+    names = ("pixel_color", "weights", "alpha", "transmittance")
+    return tuple(as_array(v, n) for v, n in zip(out, names))
+
+
+def _hint(alpha: np.ndarray, trans: np.ndarray, weights: np.ndarray, sigma: np.ndarray, t: np.ndarray) -> str:
+    _, w_ref, a_ref, t_ref = reference(np.zeros(sigma.shape + (3,)), sigma, t)
+    s = np.s_[..., :-1]
+    if alpha.shape == a_ref.shape:
+        delta = np.diff(np.broadcast_to(t, sigma.shape), axis=-1)
+        if np.allclose(alpha[s], sigma[s] * delta, atol=1e-9) and not np.allclose(a_ref[s], sigma[s] * delta):
+            return "alpha is 1 - exp(-sigma * delta), not its linear approximation sigma * delta"
+        if np.allclose(alpha[s], np.exp(-sigma[s] * delta), atol=1e-9):
+            return "alpha is 1 - exp(-sigma * delta): exp(-sigma * delta) is the transparency"
+    if trans.shape == t_ref.shape and not np.allclose(trans[..., 0], 1.0):
+        return "T_0 must be 1: transmittance is an exclusive product (only samples before i count)"
+    if trans.shape == t_ref.shape and np.allclose(trans, np.exp(-np.cumsum(sigma, -1)), atol=1e-9):
+        return "the optical depth sums sigma_j * delta_j, not sigma_j alone"
+    if weights.shape == w_ref.shape and trans.shape == weights.shape:
+        if np.allclose(weights, trans * (1 - alpha), atol=1e-9):
+            return "weights are T_i * alpha_i, not T_i * (1 - alpha_i)"
+        if np.allclose(weights, trans, atol=1e-9) or np.allclose(weights, alpha, atol=1e-9):
+            return "weights need both factors: w_i = T_i * alpha_i"
+    return ""
+
+
+def _compare(student: Student, rgb: np.ndarray, sigma: np.ndarray, t: np.ndarray, what: str, atol: float = 1e-9,
+             colour: bool = True) -> None:
+    c, w, a, tr = _render(student, rgb, sigma, t)
+    c_ref, w_ref, a_ref, t_ref = reference(rgb, sigma, t)
+    hint = _hint(a, tr, w, sigma, t) if a.shape == a_ref.shape else ""
+    expect_close(a[..., :-1] if a.shape == a_ref.shape else a, a_ref[..., :-1], f"alpha ({what})", atol, hint=hint)
+    expect_close(tr, t_ref, f"transmittance ({what})", atol, hint=hint)
+    expect_close(w[..., :-1], w_ref[..., :-1], f"weights ({what})", atol, hint=hint)
+    if colour:
+        expect_close(c, c_ref, f"pixel colour ({what})", atol, hint="the colour is sum_i w_i * c_i over the samples")
+
+
+@check("5.1", "closed form on hand-made rays", weight=3, module=MOD)
+def closed_form(student: Student) -> None:
+    t = np.array([2.0, 2.3, 2.9, 3.0, 4.5])
+    sigma = np.array([0.0, 1.7, 40.0, 0.3, 0.0])
+    rgb = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [0.5, 0.5, 0.5], [1.0, 1.0, 1.0]])
+    _compare(student, rgb, sigma, t, "one ray, non-uniform depths")
+    # two objects along a ray: colour must come from the weights, not from alpha
+    t2 = np.linspace(0.0, 2.0, 9)
+    sigma2 = np.array([0, 0, 3.0, 3.0, 0, 0, 8.0, 8.0, 0])
+    rgb2 = np.repeat([[0.2, 0.4, 0.9]], 9, axis=0)
+    rgb2[5:] = [0.9, 0.3, 0.1]
+    _compare(student, rgb2, sigma2, t2, "two objects along one ray")
+
+
+@check("5.1", "T_0 = 1 and T is non-increasing (property test)", weight=2, module=MOD)
+def transmittance_properties(student: Student) -> None:
+    failures: list[str] = []
+
+    @settings(max_examples=40, deadline=None, derandomize=True, database=None, phases=[Phase.explicit, Phase.generate],
+              suppress_health_check=list(HealthCheck))
+    @given(
+        sigma=arrays(np.float64, st.tuples(st.integers(1, 4), st.integers(2, 12)), elements=st.floats(0, 50)),
+        gaps=st.lists(st.floats(0.01, 1.0), min_size=12, max_size=12),
+    )
+    def prop(sigma: np.ndarray, gaps: list[float]) -> None:
+        n = sigma.shape[-1]
+        t = 1.0 + np.cumsum(gaps[:n])
+        _, _, _, tr = _render(student, np.ones(sigma.shape + (3,)) * 0.5, sigma, t)
+        expect_shape(tr, sigma.shape, "transmittance")
+        if not np.allclose(tr[..., 0], 1.0, atol=1e-12):
+            failures.append(f"T_0 = {tr[..., 0].ravel()[0]:.6g}, not 1")
+            raise AssertionError
+        if np.any(np.diff(tr, axis=-1) > 1e-12):
+            failures.append("T increases along the ray")
+            raise AssertionError
+
+    try:
+        prop()
+    except CheckFailed:
+        raise
+    except AssertionError:
+        raise CheckFailed("transmittance properties fail", failures[-1] if failures else "",
+                          "T_0 must be 1: transmittance is an exclusive product (only samples before i count)") from None
+
+
+@check("5.1", "empty space and an opaque sample", weight=2, module=MOD)
+def special_cases(student: Student) -> None:
+    t = np.linspace(2.0, 6.0, 16)
+    rgb = np.random.default_rng(0).uniform(size=(16, 3))
+    c, w, a, tr = _render(student, rgb, np.zeros(16), t)
+    expect_close(a, np.zeros(16), "alpha for zero density", 1e-12, hint="alpha = 1 - exp(-sigma * delta) is 0 when sigma is 0")
+    expect_close(tr, np.ones(16), "transmittance for zero density", 1e-12)
+    expect_close(w, np.zeros(16), "weights for zero density", 1e-12)
+    expect_close(c, np.zeros(3), "colour for zero density", 1e-12)
+    sigma = np.zeros(16)
+    sigma[6] = 1e6
+    c, w, a, tr = _render(student, rgb, sigma, t)
+    onehot = np.zeros(16)
+    onehot[6] = 1.0
+    expect_close(w, onehot, "weights with one opaque sample", 1e-9, hint="weights are T_i * alpha_i with T_0 = 1")
+    expect_close(c, rgb[6], "colour with one opaque sample", 1e-9, hint="the colour is sum_i w_i * c_i")
+
+
+@check("5.1", "constant density: T = exp(-sigma (t - t_0)) and sum of weights", weight=2, module=MOD)
+def constant_density(student: Student) -> None:
+    t = np.linspace(0.5, 3.5, 31)
+    sigma = np.full(31, 0.8)
+    _, w, _, tr = _render(student, np.ones((31, 3)), sigma, t)
+    expect_close(tr, np.exp(-0.8 * (t - t[0])), "transmittance for constant density", 1e-9,
+                 hint="T_i = exp(-sum_{j<i} sigma_j * delta_j)")
+    rng = np.random.default_rng(1)
+    sigma = rng.uniform(0, 3, size=(5, 20))
+    sigma[:, -1] = 0.0
+    t = np.sort(rng.uniform(2, 6, size=(5, 20)), axis=-1)
+    _, w, _, _ = _render(student, np.ones((5, 20, 3)), sigma, t)
+    delta = np.diff(t, axis=-1)
+    expect_close(w.sum(-1), 1 - np.exp(-(sigma[:, :-1] * delta).sum(-1)), "sum of weights (1 - exp(-sum sigma delta))", 1e-9)
+
+
+@check("5.1", "batches of rays match ray-by-ray results", weight=2, module=MOD)
+def batches(student: Student) -> None:
+    rng = np.random.default_rng(2)
+    for r, n, shared_t in ((3, 7, True), (6, 6, False), (2, 5, False)):
+        rgb = rng.uniform(size=(r, n, 3))
+        sigma = rng.uniform(0, 4, size=(r, n)) * np.arange(1, r + 1)[:, None]
+        sigma[:, -1] = 0.0
+        t = np.linspace(2, 6, n) if shared_t else np.sort(rng.uniform(2, 6, size=(r, n)), axis=-1)
+        c, w, a, tr = _render(student, rgb, sigma, t)
+        expect_shape(c, (r, 3), f"pixel colour for {r} rays of {n} samples",
+                     hint="sum over the sample axis (axis=-2 for rgb), keep the ray axis")
+        expect_shape(tr, (r, n), f"transmittance for {r} rays of {n} samples")
+        _compare(student, rgb, sigma, t, f"{r} rays of {n} samples")
+
+
+@check("5.1", "keeps the given last delta of 0 (alpha of the last sample is 0)", weight=1, module=MOD)
+def last_delta(student: Student) -> None:
+    t = np.linspace(2.0, 6.0, 8)
+    sigma = np.full(8, 2.0)
+    c, w, a, tr = _render(student, np.ones((8, 3)), sigma, t)
+    expect_close(a[-1:], np.zeros(1), "alpha of the last sample", 1e-12,
+                 hint="keep the given dists line: in this assignment the last delta is 0, not 1e10")
+
+
+def _vr_figure(student: Student, n: int) -> list[dict]:
+    student.figures()
+    student.call(MOD, "visualize_volume_rendering", num_samples=n)
+    figures = student.figures()
+    if not figures:
+        raise CheckFailed("visualize_volume_rendering drew no figure")
+    return figures
+
+
+@check("5.2", "three panels with one curve of num_samples points each", weight=3, module=MOD)
+def vr_figure_layout(student: Student) -> None:
+    for n in (50, 20):
+        axes = [ax for fig in _vr_figure(student, n) for ax in fig["axes"] if ax["lines"]]
+        lengths = [[len(ln["y"]) for ln in ax["lines"]] for ax in axes]
+        if len(axes) != 3 or any(ls != [n] for ls in lengths):
+            raise CheckFailed(f"expected 3 panels with one curve of {n} points each (num_samples={n})",
+                              f"got {len(axes)} panel(s) with curve lengths {lengths}")
+
+
+@check("5.2", "the curves show opacity, transmittance and weights", weight=5, module=MOD)
+def vr_figure_values(student: Student) -> None:
+    n = 50
+    t = np.linspace(0.0, 1.0, n)
+    sigma = np.linspace(0.0, 5.0, n)
+    _, w, a, tr = reference(np.ones((n, 3)), sigma, t)
+    curves = [np.asarray(ln["y"], float) for fig in _vr_figure(student, n) for ax in fig["axes"] for ln in ax["lines"]]
+    for name, expected in (("opacity", a), ("transmittance", tr), ("weights", w)):
+        if not any(c.shape == expected.shape and np.allclose(c, expected, atol=1e-6) for c in curves):
+            raise CheckFailed(f"no curve shows the {name} of the demo ray",
+                              f"{len(curves)} curve(s) found; none matches the expected {name} to 1e-6",
+                              "the plots come from your volume_rendering: fix Task 5.1 first")
+
+
+FIXTURE = Path(__file__).resolve().parents[3] / "fixtures" / "data" / "comp4423_a2" / "volume_rendering.npz"
+
+
+@check("5.1", "matches the reference on 16 stored rays of 24 samples", weight=2, module=MOD)
+def stored_rays(student: Student) -> None:
+    with np.load(FIXTURE) as data:
+        fx = {k: data[k] for k in data.files}
+    c, w, a, tr = _render(student, fx["rgb"], fx["sigma"], fx["t_vals"])
+    hint = _hint(a, tr, w, fx["sigma"], fx["t_vals"]) if a.shape == fx["alpha"].shape else ""
+    expect_close(tr, fx["transmittance"], "transmittance on the stored rays", 1e-9, hint=hint)
+    expect_close(a[..., :-1] if a.ndim == 2 else a, fx["alpha"][..., :-1], "alpha on the stored rays", 1e-9, hint=hint)
+    expect_close(w[..., :-1] if w.ndim == 2 else w, fx["weights"][..., :-1], "weights on the stored rays", 1e-9, hint=hint)
