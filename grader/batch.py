@@ -47,6 +47,7 @@ class Options:
     limits: Limits = Limits()
     mode: str | None = None
     force: bool = False
+    timeout_scale: float = 1.0
 
 
 def grade_folder(assignment: Assignment, folder: Path, opts: Options, log: Callable[[str], None] = print) -> list[dict[str, Any]]:
@@ -127,7 +128,8 @@ def _grade_one(sub: intake.Submission, assignment: Assignment, checks: list[Chec
             try:
                 intake.extract(sub, assignment, box)
                 box.chmod(0o777)
-                outcomes = run_checks(checks, box, sub.module_files, context["sandbox"], opts.limits)
+                outcomes = run_checks(checks, box, sub.module_files, context["sandbox"], opts.limits,
+                                      timeout_scale=opts.timeout_scale)
             except intake.IntakeError as exc:
                 sub.status, sub.reason, graded = exc.status, exc.reason, False
     except Exception as exc:  # noqa: BLE001 - a grader bug on one submission must not stop the batch

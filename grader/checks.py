@@ -60,6 +60,10 @@ def load_checks(hidden_dir: Path) -> list[Check]:
 class ModuleUnavailable(Exception):
     """The student's module could not be imported (error, timeout or crash)."""
 
+    def __init__(self, status: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
 
 @dataclass
 class Student:
@@ -68,23 +72,25 @@ class Student:
     sandbox: Sandbox
     timeout: float = 30.0
     import_timeout: float = 60.0
-    module_state: dict[str, str] = field(default_factory=dict)
+    module_state: dict[str, tuple[str, str]] = field(default_factory=dict)
+    scale: float = 1.0  # multiplies timeouts that checks give explicitly
 
     def load(self, module: str) -> None:
         state = self.module_state.get(module)
-        if state == "ok":
+        if state == ("ok", ""):
             return
         if state is not None:
-            raise ModuleUnavailable(state)
+            raise ModuleUnavailable(*state)
         try:
             self.sandbox.request({"op": "load", "module": module}, self.import_timeout)
         except StudentError as exc:
-            self.module_state[module] = f"importing {module} failed: {exc.error}: {exc.message}"
-            raise ModuleUnavailable(self.module_state[module]) from None
+            self.module_state[module] = ("error", f"importing {module} failed: {exc.error}: {exc.message}"[:600])
+            raise ModuleUnavailable(*self.module_state[module]) from None
         except SandboxError as exc:
-            self.module_state[module] = f"importing {module} failed ({exc.status}): {exc}"
-            raise ModuleUnavailable(self.module_state[module]) from None
-        self.module_state[module] = "ok"
+            self.sandbox.close()
+            self.module_state[module] = (exc.status, f"importing {module} failed ({exc.status}): {exc}"[:600])
+            raise ModuleUnavailable(*self.module_state[module]) from None
+        self.module_state[module] = ("ok", "")
 
     def _target(self, where: str | Handle, path: str) -> dict[str, Any]:
         if isinstance(where, Handle):
@@ -104,7 +110,7 @@ class Student:
             message["repeat"], message["stack"] = repeat, stack
         if seed is not None:
             message["seed"] = seed
-        return self.sandbox.request(message, timeout or self.timeout)
+        return self.sandbox.request(message, timeout * self.scale if timeout else self.timeout)
 
     def get(self, where: str | Handle, path: str, ret: str = "auto") -> Any:
         return self.sandbox.request({"op": "get", "target": self._target(where, path), "ret": ret}, self.timeout)

@@ -50,13 +50,12 @@ def _grade(args: argparse.Namespace) -> int:
     from .sandbox import Limits
 
     base = Limits()
-    limits = Limits(cpu_seconds=int(base.cpu_seconds * args.timeout_scale),
-                    start_timeout=base.start_timeout * args.timeout_scale)
+    limits = Limits(cpu_seconds=max(10, int(base.cpu_seconds * args.timeout_scale)))
     opts = batch.Options(
         out=args.out, jobs=max(1, args.jobs),
         deadline=datetime.fromisoformat(args.deadline) if args.deadline else None,
         times=intake.read_times(args.times) if args.times else None,
-        limits=limits, mode=args.sandbox, force=args.force,
+        limits=limits, mode=args.sandbox, force=args.force, timeout_scale=args.timeout_scale,
     )
     records = batch.grade_folder(assignment, args.submissions, opts, log=lambda m: print(m, file=sys.stderr))
     print(gradebook.render(assignment, records))

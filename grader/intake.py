@@ -17,7 +17,7 @@ MAX_MEMBERS = 500
 MAX_TOTAL_BYTES = 50 << 20
 MAX_MEMBER_BYTES = 20 << 20
 MAX_RATIO = 200  # uncompressed / compressed, per member
-IGNORED = re.compile(r"(^|/)(__MACOSX|\.DS_Store|__pycache__|\.ipynb_checkpoints)(/|$)")
+IGNORED = re.compile(r"(^|/)(__MACOSX|\.DS_Store|__pycache__|\.ipynb_checkpoints|\._[^/]*)(/|$)")
 
 
 class IntakeError(Exception):
@@ -67,8 +67,8 @@ def extract(sub: Submission, assignment: Assignment, box: Path) -> None:
     """Safely unpack into `box` and find the assignment's modules; raises IntakeError."""
     try:
         archive = zipfile.ZipFile(sub.zip_path)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise IntakeError("bad_zip", f"not a readable zip file ({exc})") from None
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:  # ValueError: undecodable member names
+        raise IntakeError("bad_zip", f"not a readable zip file ({type(exc).__name__}: {exc})") from None
     with archive:
         members = [m for m in archive.infolist() if not IGNORED.search(m.filename)]
         if len(members) > MAX_MEMBERS:
@@ -84,12 +84,15 @@ def extract(sub: Submission, assignment: Assignment, box: Path) -> None:
             if m.compress_size and m.file_size / m.compress_size > MAX_RATIO and m.file_size > (1 << 20):
                 raise IntakeError("bad_zip", f"{m.filename!r} is compressed {m.file_size // m.compress_size}:1 (zip bomb?)")
             target = box / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
             try:
                 data = _read_bounded(archive, m)
             except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, NotImplementedError) as exc:
                 raise IntakeError("bad_zip", f"cannot read {m.filename!r} from the zip ({exc})") from None
-            target.write_bytes(data)
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(data)
+            except OSError as exc:
+                raise IntakeError("bad_zip", f"{m.filename!r} clashes with another entry of the zip ({type(exc).__name__})") from None
     sub.module_files = find_modules(box, assignment)
     if not sub.module_files:
         wanted = ", ".join(f"{m}.py" for m in assignment.modules)
@@ -145,8 +148,11 @@ def find_modules(box: Path, assignment: Assignment) -> dict[str, str]:
 def read_times(path: Path) -> dict[str, datetime]:
     """CSV with a `submitted_at` column (ISO 8601) and a `file` (zip name) or `student_id` column."""
     times: dict[str, datetime] = {}
-    with open(path, newline="") as fh:
-        for row in csv.DictReader(fh):
+    with open(path, newline="", encoding="utf-8-sig") as fh:  # Excel writes a byte-order mark
+        reader = csv.DictReader(fh)
+        if not {"submitted_at"} <= set(reader.fieldnames or ()) or not {"file", "student_id"} & set(reader.fieldnames or ()):
+            raise ValueError(f"{path}: the times CSV needs a submitted_at column and a file or student_id column")
+        for row in reader:
             key = (row.get("file") or row.get("student_id") or "").strip()
             when = (row.get("submitted_at") or "").strip()
             if key and when:

@@ -29,7 +29,8 @@ class Outcome:
 
 
 def run_checks(checks: list[Check], box: Path, module_files: dict[str, str], mode: str,
-               limits: Limits = Limits(), only: set[str] | None = None, threads: int = 1) -> list[Outcome]:
+               limits: Limits = Limits(), only: set[str] | None = None, threads: int = 1,
+               timeout_scale: float = 1.0) -> list[Outcome]:
     """Run every check in a sandbox over `box`; a timeout or crash restarts the sandbox and goes on."""
     outcomes: list[Outcome] = []
     sandbox: Sandbox | None = None
@@ -47,7 +48,8 @@ def run_checks(checks: list[Check], box: Path, module_files: dict[str, str], mod
                                             f"the sandbox could not start: {exc}"))
                     sandbox = None
                     continue
-            student = Student(sandbox, timeout=chk.timeout, module_state=module_state)
+            student = Student(sandbox, timeout=chk.timeout * timeout_scale, import_timeout=60.0 * timeout_scale,
+                              module_state=module_state, scale=timeout_scale)
             outcomes.append(_run_one(chk, student))
     finally:
         if sandbox is not None:
@@ -66,7 +68,7 @@ def _run_one(chk: Check, student: Student) -> Outcome:
     except CheckFailed as exc:
         return done("failed", exc.what, exc.detail, exc.hint)
     except ModuleUnavailable as exc:
-        return done("error", str(exc))
+        return done(exc.status, str(exc))
     except StudentError as exc:
         hint = ""
         if exc.error == "NotImplementedError":

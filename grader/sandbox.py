@@ -63,6 +63,65 @@ class StudentError(Exception):
         self.error, self.message, self.trace = error, message, trace
 
 
+class PidsCgroup:
+    """A cgroup (v1 or v2) capping the number of processes, when this machine lets us make one.
+
+    RLIMIT_NPROC does not bind processes whose real user is root, so a fork bomb is stopped here;
+    the group also lets close() kill every process the student started, daemons included.
+    """
+
+    ROOTS = ("/sys/fs/cgroup/pids", "/sys/fs/cgroup")
+
+    def __init__(self, max_pids: int) -> None:
+        self.path: Path | None = None
+        for root in self.ROOTS:
+            base = Path(root)
+            if not (base / "cgroup.procs").exists() or not os.access(base, os.W_OK):
+                continue
+            if root == "/sys/fs/cgroup":  # v2: only when the pids controller is delegated here
+                control = base / "cgroup.subtree_control"
+                if not control.exists() or "pids" not in control.read_text(errors="ignore"):
+                    continue
+            path = base / "cvgrader" / f"{os.getpid()}-{id(self)}-{time.monotonic_ns()}"
+            try:
+                path.mkdir(parents=True)
+                (path / "pids.max").write_text(str(max_pids))
+            except OSError:
+                try:
+                    path.rmdir()
+                except OSError:
+                    pass
+                continue
+            self.path = path
+            break
+
+    def join(self) -> None:
+        if self.path is not None:
+            (self.path / "cgroup.procs").write_text(str(os.getpid()))
+
+    def kill_all(self) -> None:
+        if self.path is None:
+            return
+        for _ in range(50):
+            try:
+                pids = [int(p) for p in (self.path / "cgroup.procs").read_text().split()]
+            except OSError:
+                break
+            if not pids:
+                break
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.02)
+        try:
+            self.path.rmdir()
+        except OSError:
+            pass
+        self.path = None
+
+
 def detect_mode() -> str:
     """bwrap when it is installed and can create namespaces here, else rlimits."""
     forced = os.environ.get("GRADER_SANDBOX")
@@ -75,6 +134,17 @@ def detect_mode() -> str:
         [bwrap, "--unshare-all", "--ro-bind", "/", "/", "true"], capture_output=True, timeout=20
     )
     return "bwrap" if probe.returncode == 0 else "rlimits"
+
+
+def _user_process_count() -> int:
+    uid, count = os.getuid(), 0
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                count += entry.stat().st_uid == uid
+            except OSError:
+                pass
+    return count
 
 
 def _python_roots() -> list[str]:
@@ -111,6 +181,7 @@ class Sandbox:
         self._stderr_tail = bytearray()
         self._next_id = 1
         self._buffer = b""
+        self.cgroup: PidsCgroup | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
     def command(self) -> list[str]:
@@ -139,6 +210,11 @@ class Sandbox:
         return cmd
 
     def _preexec(self) -> None:
+        if self.cgroup is not None:
+            try:
+                self.cgroup.join()
+            except OSError:
+                pass
         lim = self.limits
         mb = 1 << 20
         for res, value in (
@@ -146,7 +222,7 @@ class Sandbox:
             (resource.RLIMIT_CPU, lim.cpu_seconds),
             (resource.RLIMIT_FSIZE, lim.file_size_mb * mb),
             (resource.RLIMIT_NOFILE, lim.open_files),
-            (resource.RLIMIT_NPROC, lim.processes),
+            (resource.RLIMIT_NPROC, self._nproc),
             (resource.RLIMIT_CORE, 0),
         ):
             try:
@@ -158,6 +234,8 @@ class Sandbox:
         env = _scrubbed_env(self.threads)
         if self.mode == "rlimits":
             env["PYTHONPATH"] = ""
+        self.cgroup = PidsCgroup(self.limits.processes)
+        self._nproc = _user_process_count() + self.limits.processes  # RLIMIT_NPROC counts all of this user's
         self.proc = subprocess.Popen(
             self.command(),
             stdin=subprocess.PIPE,
@@ -201,6 +279,9 @@ class Sandbox:
         except ProcessLookupError:
             pass
         proc.wait()
+        if self.cgroup is not None:
+            self.cgroup.kill_all()
+            self.cgroup = None
         for stream in (proc.stdin, proc.stdout, proc.stderr):
             try:
                 stream.close()
