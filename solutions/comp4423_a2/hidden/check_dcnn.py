@@ -59,10 +59,16 @@ def forward_shapes(student: Student) -> None:
                      hint="the offset conv must use the same kernel_size, padding and stride as the deformable conv")
 
 
-def _zero_offsets(student: Student, layer: Handle) -> None:
-    student.call(layer, "offset.weight.data.zero_")
-    if student.get(layer, "offset.bias", ret="handle").type_name != "NoneType":
-        student.call(layer, "offset.bias.data.zero_")
+def _zero_offsets(student: Student, layer: Handle) -> bool:
+    """Zero the offset conv and any other conv (a DCNv2 mask conv); True when the layer has a mask."""
+    children = student.get(layer, "_modules")
+    convs = [name for name, h in children.items() if name != "deform_conv" and isinstance(h, Handle) and h.type_name == "Conv2d"]
+    for name in convs:
+        student.call(layer, f"{name}.weight.data.zero_")
+        if student.get(layer, f"{name}.bias", ret="handle").type_name != "NoneType":
+            student.call(layer, f"{name}.bias.data.zero_")
+    k = int(student.get(layer, "deform_conv.kernel_size.0"))
+    return len(convs) > 1 or student.get(layer, "offset.out_channels") == 3 * k * k
 
 
 def _conv_oracle(student: Student, layer: Handle, x: np.ndarray, p: int, s: int) -> np.ndarray:
@@ -77,10 +83,10 @@ def zero_offset_equivalence(student: Student) -> None:
     x = np.random.default_rng(1).normal(size=(2, 3, 11, 13))
     for k, p, s in ((3, 1, 1), (3, 1, 2)):
         layer = _layer(student, 3, 4, k, p, s)
-        _zero_offsets(student, layer)
+        masked = _zero_offsets(student, layer)
         out = _forward(student, layer, x)
         expected = _conv_oracle(student, layer, x.astype(np.float32).astype(np.float64), p, s)
-        if student.get(layer, "offset.out_channels") == 3 * k * k and np.allclose(out, 0.5 * expected, atol=1e-4):
+        if masked and out.shape == expected.shape and np.allclose(out, 0.5 * expected, atol=1e-4):
             continue  # modulated (DCNv2) layer: a zero mask logit gives a mask of 0.5
         expect_close(out, expected, f"output with zero offsets (kernel_size={k}, stride={s})", atol=1e-4,
                      hint="pass the offset conv's output as the deformable conv's offset argument")
@@ -90,7 +96,7 @@ def zero_offset_equivalence(student: Student) -> None:
 def offsets_are_used(student: Student) -> None:
     x = np.random.default_rng(3).normal(size=(1, 2, 12, 12))
     layer = _layer(student, 2, 3, 3, 1, 1)
-    _zero_offsets(student, layer)
+    masked = _zero_offsets(student, layer)
     if student.get(layer, "offset.bias", ret="handle").type_name == "NoneType":
         raise CheckFailed("the offset conv has no bias, so this check cannot steer the offsets",
                           hint="keep nn.Conv2d's default bias=True for the offset conv")
@@ -107,10 +113,11 @@ def offsets_are_used(student: Student) -> None:
         else:
             shifted[:, :, :, :-1] = xf[:, :, :, 1:]
         expected = _conv_oracle(student, layer, shifted, 1, 1)
-        if out.shape == expected.shape and np.allclose(out[:, :, 1:-2, 1:-2], expected[:, :, 1:-2, 1:-2], atol=1e-4):
-            return
+        for scale in (1.0, 0.5) if masked else (1.0,):  # a zeroed mask logit gives a mask of 0.5
+            if out.shape == expected.shape and np.allclose(out[:, :, 1:-2, 1:-2], scale * expected[:, :, 1:-2, 1:-2], atol=1e-4):
+                return
     unshifted = _conv_oracle(student, layer, xf, 1, 1)
-    if out.shape == unshifted.shape and np.allclose(out, unshifted, atol=1e-4):
+    if out.shape == unshifted.shape and any(np.allclose(out, f * unshifted, atol=1e-4) for f in (1.0, 0.5)):
         raise CheckFailed("the output ignores the offsets", "shifting every tap by one pixel changed nothing",
                           "compute offsets = self.offset(x) in forward and pass them to self.deform_conv(x, offsets)")
     raise CheckFailed("a one-pixel offset does not shift the sampling grid by one pixel")

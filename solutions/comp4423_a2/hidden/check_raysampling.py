@@ -75,7 +75,7 @@ def within_bin_uniformity(student: Student) -> None:
                           "draw u ~ U(-0.5, 0.5) (np.random.rand() - 0.5) for every bin, times the bin width")
 
 
-@check("4.1", "bins are jittered independently and afresh on every call", weight=3, module=MOD)
+@check("4.1", "bins are jittered independently and afresh on every call", weight=4, module=MOD)
 def independence(student: Student) -> None:
     near, far, n = 0.0, 4.0, 4
     t = _draws(student, near, far, n, K)

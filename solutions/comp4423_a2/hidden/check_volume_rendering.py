@@ -102,10 +102,11 @@ def transmittance_properties(student: Student) -> None:
         _, _, _, tr = _render(student, np.ones(sigma.shape + (3,)) * 0.5, sigma, t)
         expect_shape(tr, sigma.shape, "transmittance")
         if not np.allclose(tr[..., 0], 1.0, atol=1e-12):
-            failures.append(f"T_0 = {tr[..., 0].ravel()[0]:.6g}, not 1")
+            failures.append((f"T_0 = {tr[..., 0].ravel()[0]:.6g}, not 1",
+                             "T_0 must be 1: transmittance is an exclusive product (only samples before i count)"))
             raise AssertionError
-        if np.any(np.diff(tr, axis=-1) > 1e-12):
-            failures.append("T increases along the ray")
+        if np.any(np.diff(tr, axis=-1) > 1e-8):
+            failures.append(("T increases along the ray", "T_{i+1} = T_i * (1 - alpha_i) can only shrink"))
             raise AssertionError
 
     try:
@@ -113,8 +114,8 @@ def transmittance_properties(student: Student) -> None:
     except CheckFailed:
         raise
     except AssertionError:
-        raise CheckFailed("transmittance properties fail", failures[-1] if failures else "",
-                          "T_0 must be 1: transmittance is an exclusive product (only samples before i count)") from None
+        detail, hint = failures[-1] if failures else ("", "")
+        raise CheckFailed("transmittance properties fail", detail, hint) from None
 
 
 @check("5.1", "empty space and an opaque sample", weight=2, module=MOD)
@@ -123,7 +124,7 @@ def special_cases(student: Student) -> None:
     rgb = np.random.default_rng(0).uniform(size=(16, 3))
     c, w, a, tr = _render(student, rgb, np.zeros(16), t)
     expect_close(a, np.zeros(16), "alpha for zero density", 1e-12, hint="alpha = 1 - exp(-sigma * delta) is 0 when sigma is 0")
-    expect_close(tr, np.ones(16), "transmittance for zero density", 1e-12)
+    expect_close(tr, np.ones(16), "transmittance for zero density", 1e-8)
     expect_close(w, np.zeros(16), "weights for zero density", 1e-12)
     expect_close(c, np.zeros(3), "colour for zero density", 1e-12)
     sigma = np.zeros(16)
@@ -135,7 +136,7 @@ def special_cases(student: Student) -> None:
     expect_close(c, rgb[6], "colour with one opaque sample", 1e-9, hint="the colour is sum_i w_i * c_i")
 
 
-@check("5.1", "constant density: T = exp(-sigma (t - t_0)) and sum of weights", weight=2, module=MOD)
+@check("5.1", "constant density: T = exp(-sigma (t - t_0)) and sum of weights", weight=1, module=MOD)
 def constant_density(student: Student) -> None:
     t = np.linspace(0.5, 3.5, 31)
     sigma = np.full(31, 0.8)
@@ -202,7 +203,8 @@ def vr_figure_values(student: Student) -> None:
     _, w, a, tr = reference(np.ones((n, 3)), sigma, t)
     curves = [np.asarray(ln["y"], float) for fig in _vr_figure(student, n) for ax in fig["axes"] for ln in ax["lines"]]
     for name, expected in (("opacity", a), ("transmittance", tr), ("weights", w)):
-        if not any(c.shape == expected.shape and np.allclose(c, expected, atol=1e-6) for c in curves):
+        # the last point depends on the last-delta convention, which 5.1 checks on its own
+        if not any(c.shape == expected.shape and np.allclose(c[:-1], expected[:-1], atol=1e-6) for c in curves):
             raise CheckFailed(f"no curve shows the {name} of the demo ray",
                               f"{len(curves)} curve(s) found; none matches the expected {name} to 1e-6",
                               "the plots come from your volume_rendering: fix Task 5.1 first")
@@ -211,7 +213,7 @@ def vr_figure_values(student: Student) -> None:
 FIXTURE = Path(__file__).resolve().parents[3] / "fixtures" / "data" / "comp4423_a2" / "volume_rendering.npz"
 
 
-@check("5.1", "matches the reference on 16 stored rays of 24 samples", weight=2, module=MOD)
+@check("5.1", "matches the reference on 16 stored rays of 24 samples", weight=1, module=MOD)
 def stored_rays(student: Student) -> None:
     with np.load(FIXTURE) as data:
         fx = {k: data[k] for k in data.files}
