@@ -82,5 +82,6 @@ def _run_one(chk: Check, student: Student) -> Outcome:
 
 def _last_frame(trace: str) -> str:
     """The student's own frame of a traceback (file and line), without the worker's frames."""
-    lines = [ln.strip() for ln in trace.splitlines() if ln.strip().startswith("File ") and "/grader/" not in ln]
+    frames = [ln.strip() for ln in trace.splitlines() if ln.strip().startswith("File ")]
+    lines = [ln for ln in frames if "/box/" in ln or "/box-" in ln]  # the student's files only
     return lines[-1][:300] if lines else ""

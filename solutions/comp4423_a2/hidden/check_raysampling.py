@@ -46,8 +46,8 @@ def bin_membership(student: Student) -> None:
         if bad.any():
             w = (far - near) / n
             hint = "scale the jitter by the bin width (far - near) / num_samples"
-            if (t < near - 1e-9).any():
-                hint = "a sample fell below near: centred jitter belongs around the bin midpoints, not the left edges"
+            if u.min() >= -0.5 - 1e-9 and u.max() <= 0.5 + 1e-9:
+                hint = "samples spill into the previous bin: centred jitter belongs around the bin midpoints, not the left edges"
             raise CheckFailed(
                 "samples leave their bins" + (" when the bin width is not 1" if abs(w - 1) > 1e-9 else ""),
                 f"{int(bad.sum())} of {bad.size} samples outside their bin, the worst by {float(np.max(np.abs(u[bad] - 0.5)) - 0.5):.3g} bin widths",
