@@ -48,6 +48,7 @@ class Options:
     mode: str | None = None
     force: bool = False
     timeout_scale: float = 1.0
+    threads: int = 1  # BLAS / torch threads inside each sandbox: cores // jobs, so jobs never oversubscribe
 
 
 def grade_folder(assignment: Assignment, folder: Path, opts: Options, log: Callable[[str], None] = print) -> list[dict[str, Any]]:
@@ -129,7 +130,8 @@ def _grade_one(sub: intake.Submission, assignment: Assignment, checks: list[Chec
                 intake.extract(sub, assignment, box)
                 box.chmod(0o777)
                 outcomes = run_checks(checks, box, sub.module_files, context["sandbox"], opts.limits,
-                                      timeout_scale=opts.timeout_scale)
+                                      timeout_scale=opts.timeout_scale, threads=opts.threads,
+                                      data_dir=assignment.public_data_dir, answers=sub.answers)
             except intake.IntakeError as exc:
                 sub.status, sub.reason, graded = exc.status, exc.reason, False
     except Exception as exc:  # noqa: BLE001 - a grader bug on one submission must not stop the batch

@@ -74,6 +74,17 @@ class Student:
     import_timeout: float = 60.0
     module_state: dict[str, tuple[str, str]] = field(default_factory=dict)
     scale: float = 1.0  # multiplies timeouts that checks give explicitly
+    answers: dict[str, str] = field(default_factory=dict)  # item id -> the student's written answer (text)
+
+    @property
+    def data_dir(self) -> str:
+        """Path, as the student's code sees it, of fixtures/data/<assignment>/public (read-only)."""
+        return self.sandbox.data_path
+
+    @property
+    def on_gpu(self) -> bool:
+        """True when the sandbox exposes a GPU (smoke training may then use device "cuda")."""
+        return bool(self.sandbox.gpus)
 
     def load(self, module: str) -> None:
         state = self.module_state.get(module)

@@ -40,6 +40,7 @@ class Submission:
     submitted_at: str = ""
     module_files: dict[str, str] = field(default_factory=dict)  # module -> path inside the box
     notes: list[str] = field(default_factory=list)
+    answers: dict[str, str] = field(default_factory=dict)  # item id -> written answer, read before any code runs
 
 
 def sha256_file(path: Path) -> str:

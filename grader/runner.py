@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from .checks import Check, CheckFailed, ModuleUnavailable, Student
@@ -19,6 +19,7 @@ class Outcome:
     detail: str = ""
     hint: str = ""
     seconds: float = 0.0
+    peak_mb: float = 0.0  # peak resident memory of the sandbox during this check
 
     @property
     def passed(self) -> bool:
@@ -30,7 +31,8 @@ class Outcome:
 
 def run_checks(checks: list[Check], box: Path, module_files: dict[str, str], mode: str,
                limits: Limits = Limits(), only: set[str] | None = None, threads: int = 1,
-               timeout_scale: float = 1.0) -> list[Outcome]:
+               timeout_scale: float = 1.0, data_dir: Path | None = None,
+               answers: dict[str, str] | None = None) -> list[Outcome]:
     """Run every check in a sandbox over `box`; a timeout or crash restarts the sandbox and goes on."""
     outcomes: list[Outcome] = []
     sandbox: Sandbox | None = None
@@ -40,7 +42,7 @@ def run_checks(checks: list[Check], box: Path, module_files: dict[str, str], mod
             if only is not None and chk.item not in only:
                 continue
             if sandbox is None or not sandbox.alive:
-                sandbox = Sandbox(box, module_files, mode, limits, threads)
+                sandbox = Sandbox(box, module_files, mode, limits, threads, data_dir=data_dir)
                 try:
                     sandbox.start()
                 except SandboxError as exc:
@@ -49,8 +51,11 @@ def run_checks(checks: list[Check], box: Path, module_files: dict[str, str], mod
                     sandbox = None
                     continue
             student = Student(sandbox, timeout=chk.timeout * timeout_scale, import_timeout=60.0 * timeout_scale,
-                              module_state=module_state, scale=timeout_scale)
-            outcomes.append(_run_one(chk, student))
+                              module_state=module_state, scale=timeout_scale, answers=dict(answers or {}))
+            outcome = _run_one(chk, student)
+            if sandbox is not None and sandbox.alive:
+                outcome = replace(outcome, peak_mb=sandbox.peak_memory_mb())
+            outcomes.append(outcome)
     finally:
         if sandbox is not None:
             sandbox.close()

@@ -27,6 +27,15 @@ from . import protocol
 GRADER_DIR = Path(__file__).resolve().parent
 BOX_MOUNT = "/box"
 CODE_MOUNT = "/opt/grader"
+DATA_MOUNT = "/data"  # the assignment's public fixture inputs, read-only (never expected outputs)
+
+
+def gpu_devices() -> list[str]:
+    """NVIDIA device nodes of this machine; the sandbox exposes them so smoke training can use a GPU."""
+    if os.environ.get("GRADER_NO_GPU"):
+        return []
+    dev = Path("/dev")
+    return sorted(str(p) for p in dev.glob("nvidia*") if not p.is_dir()) if (dev / "nvidiactl").exists() else []
 
 
 @dataclass(frozen=True)
@@ -152,7 +161,7 @@ def _python_roots() -> list[str]:
     return sorted(roots)
 
 
-def _scrubbed_env(threads: int) -> dict[str, str]:
+def _scrubbed_env(threads: int, gpu: bool = False) -> dict[str, str]:
     env = {
         "PATH": "/usr/bin:/bin",
         "HOME": "/tmp",
@@ -161,8 +170,9 @@ def _scrubbed_env(threads: int) -> dict[str, str]:
         "MPLCONFIGDIR": "/tmp/mpl",
         "PYTHONDONTWRITEBYTECODE": "1",
         "PYTHONHASHSEED": "0",
-        "CUDA_VISIBLE_DEVICES": "",
     }
+    if not gpu:
+        env["CUDA_VISIBLE_DEVICES"] = ""
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
         env[var] = str(threads)
     return env
@@ -171,8 +181,11 @@ def _scrubbed_env(threads: int) -> dict[str, str]:
 class Sandbox:
     """One worker process serving one submission's box."""
 
-    def __init__(self, box: Path, module_files: dict[str, str], mode: str, limits: Limits = Limits(), threads: int = 1) -> None:
+    def __init__(self, box: Path, module_files: dict[str, str], mode: str, limits: Limits = Limits(), threads: int = 1,
+                 data_dir: Path | None = None) -> None:
         self.box = Path(box).resolve()
+        self.data_dir = Path(data_dir).resolve() if data_dir is not None and Path(data_dir).is_dir() else None
+        self.gpus = gpu_devices()
         self.module_files = module_files  # module name -> path relative to the box
         self.mode = mode
         self.limits = limits
@@ -201,10 +214,14 @@ class Sandbox:
             "--ro-bind", str(GRADER_DIR), CODE_MOUNT,
             "--bind", str(self.box), BOX_MOUNT,
         ]
+        if self.data_dir is not None:
+            cmd += ["--ro-bind", str(self.data_dir), DATA_MOUNT]
+        for node in self.gpus:  # the driver's device nodes only; nothing else of /dev or /sys
+            cmd += ["--dev-bind", node, node]
         for root in _python_roots():
             cmd += ["--ro-bind", root, root]
         cmd += ["--chdir", BOX_MOUNT, "--clearenv"]
-        for key, value in _scrubbed_env(self.threads).items():
+        for key, value in _scrubbed_env(self.threads, bool(self.gpus)).items():
             cmd += ["--setenv", key, value]
         cmd += [python, "-I", f"{CODE_MOUNT}/worker.py", json.dumps(files)]
         return cmd
@@ -217,8 +234,11 @@ class Sandbox:
                 pass
         lim = self.limits
         mb = 1 << 20
+        # With a GPU, CUDA reserves a huge inaccessible address range, so the cap moves from the
+        # address space to the data segment (which counts every writable private mapping).
+        memory_limit = resource.RLIMIT_DATA if self.gpus else resource.RLIMIT_AS
         for res, value in (
-            (resource.RLIMIT_AS, lim.memory_mb * mb),
+            (memory_limit, lim.memory_mb * mb),
             (resource.RLIMIT_CPU, lim.cpu_seconds),
             (resource.RLIMIT_FSIZE, lim.file_size_mb * mb),
             (resource.RLIMIT_NOFILE, lim.open_files),
@@ -231,7 +251,7 @@ class Sandbox:
                 pass
 
     def start(self) -> None:
-        env = _scrubbed_env(self.threads)
+        env = _scrubbed_env(self.threads, bool(self.gpus))
         if self.mode == "rlimits":
             env["PYTHONPATH"] = ""
         self.cgroup = PidsCgroup(self.limits.processes)
@@ -294,6 +314,34 @@ class Sandbox:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+    @property
+    def data_path(self) -> str:
+        """Where the public fixture inputs appear inside the sandbox ("" when the assignment has none)."""
+        if self.data_dir is None:
+            return ""
+        return DATA_MOUNT if self.mode == "bwrap" else str(self.data_dir)
+
+    def peak_memory_mb(self, reset: bool = True) -> float:
+        """Peak resident memory (VmHWM) of the worker's process tree since the last reset, in MB."""
+        if self.proc is None:
+            return 0.0
+        peak, todo, seen = 0, [self.proc.pid], set()
+        while todo:
+            pid = todo.pop()
+            if pid in seen:
+                continue
+            seen.add(pid)
+            try:
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        peak = max(peak, int(line.split()[1]))
+                if reset:
+                    Path(f"/proc/{pid}/clear_refs").write_text("5")
+                todo += [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+            except (OSError, ValueError):
+                continue
+        return round(peak / 1024, 1)
 
     @property
     def alive(self) -> bool:

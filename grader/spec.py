@@ -50,6 +50,11 @@ class Assignment:
     starter_dir: Path
 
     @property
+    def public_data_dir(self) -> Path:
+        """Fixture inputs the student's code may read (mounted read-only at /data in the sandbox)."""
+        return FIXTURES / "data" / self.id / "public"
+
+    @property
     def total_marks(self) -> float:
         return sum(i.marks for i in self.items)
 
