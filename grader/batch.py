@@ -1,23 +1,31 @@
 """Grade a folder of submission zips: intake -> sandboxed checks -> scoring -> atomic results.
 
-A result is reused when its submission hash, the checks' hash and the grader version match, so a
-killed run resumes and an unchanged rerun is quick. One bad submission never stops the batch.
+Incremental by item: each automatic item's outcomes are kept with a key made of the submission's
+hash, the grader version, the hash of the hidden-test files that define that item's checks and the
+hash of the assignment's fixtures. A rerun runs only the items whose key changed (or those named by
+--only), so an unchanged rerun runs no student code, a changed hidden test reruns only its items,
+and a killed run resumes. Scoring, manual marks and reports are rebuilt every run (cheap).
+One bad submission never stops the batch.
 """
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import shutil
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
 
-from . import gradebook, intake, report
+from . import answers as answers_mod
+from . import gradebook, intake, manual, report
 from .checks import Check, load_checks
 from .runner import Outcome, run_checks
 from .sandbox import Limits, detect_mode
@@ -25,6 +33,10 @@ from .scoring import final_mark, score_items
 from .spec import ROOT, Assignment
 
 GRADER_DIR = Path(__file__).resolve().parent
+
+
+def _file_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def tree_hash(paths: list[Path]) -> str:
@@ -49,21 +61,62 @@ class Options:
     force: bool = False
     timeout_scale: float = 1.0
     threads: int = 1  # BLAS / torch threads inside each sandbox: cores // jobs, so jobs never oversubscribe
+    only: frozenset[str] = frozenset()  # item ids to regrade even when their results are current
+    progress: bool | None = None  # a progress bar (default: when stderr is a terminal)
+
+
+@dataclass
+class Context:
+    """What every submission's grading depends on besides the submission itself."""
+
+    assignment: Assignment
+    checks: list[Check]
+    mode: str
+    grader_version: str
+    item_keys: dict[str, str]  # item id -> hash of (grader version, its hidden files, fixtures, sandbox mode)
+    hidden_files: dict[str, str]  # hidden test file -> sha256
+    fixtures_hash: str
+    manual_marks: dict[tuple[str, str], manual.ManualMark] = field(default_factory=dict)
+
+
+def build_context(assignment: Assignment, mode: str) -> Context:
+    checks = load_checks(assignment.solution_dir / "hidden")
+    hidden = sorted((assignment.solution_dir / "hidden").glob("*.py"))
+    hidden_files = {p.name: _file_digest(p) for p in hidden}
+    data = assignment.public_data_dir.parent
+    fixture_files = sorted(p for p in data.rglob("*") if p.is_file()) if data.is_dir() else []
+    fixtures_hash = tree_hash(fixture_files)
+    version = grader_version()
+    by_item: dict[str, set[str]] = {}
+    for chk in checks:
+        by_item.setdefault(chk.item, set()).add(Path(chk.fn.__code__.co_filename).name)
+    item_keys = {}
+    for item in assignment.items:
+        if not item.graded_automatically:
+            continue
+        parts = [version, mode, fixtures_hash] + [f"{n}:{hidden_files.get(n, '')}" for n in sorted(by_item.get(item.id, ()))]
+        item_keys[item.id] = hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+    return Context(assignment, checks, mode, version, item_keys, hidden_files, fixtures_hash)
 
 
 def grade_folder(assignment: Assignment, folder: Path, opts: Options, log: Callable[[str], None] = print) -> list[dict[str, Any]]:
     zips = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() == ".zip")
     if not zips:
         raise ValueError(f"no .zip files in {folder}")
-    checks = load_checks(assignment.solution_dir / "hidden")
-    hidden_hash = tree_hash(list((assignment.solution_dir / "hidden").glob("*.py")) + [assignment.solution_dir / "rubric.toml"])
+    unknown = opts.only - {i.id for i in assignment.items}
+    if unknown:
+        raise ValueError(f"--only names no item of {assignment.id}: {', '.join(sorted(unknown))}")
     mode = opts.mode or detect_mode()
     if mode != "bwrap":
         log("WARNING: bubblewrap is not available; student code runs with resource limits only and can read "
             "any file this user can. Install bubblewrap (apt-get install bubblewrap) before grading for real.")
-    context = {"grader_version": grader_version(), "checks_hash": hidden_hash, "sandbox": mode}
+    ctx = build_context(assignment, mode)
     (opts.out / "results").mkdir(parents=True, exist_ok=True)
     (opts.out / "feedback").mkdir(parents=True, exist_ok=True)
+    marks_path = opts.out / "manual_marks.csv"
+    ctx.manual_marks, problems = manual.read_marks(marks_path, assignment)
+    for problem in problems:
+        log(f"WARNING: {problem}")
 
     subs = [intake.identify(z, assignment) for z in zips]
     _dedupe_ids(subs)
@@ -74,16 +127,11 @@ def grade_folder(assignment: Assignment, folder: Path, opts: Options, log: Calla
 
     records: list[dict[str, Any]] = [None] * len(subs)  # type: ignore[list-item]
     started = time.monotonic()
-    done = 0
+    progress = Progress(len(subs), log, opts.progress)
 
     def one(index: int) -> None:
-        nonlocal done
-        sub = subs[index]
-        records[index] = _grade_one(sub, assignment, checks, context, opts)
-        done += 1
-        r = records[index]
-        took = "reused" if r.get("_reused") else f"{r['seconds']:.1f} s"
-        log(f"[{done}/{len(subs)}] {r['student_id']}: final {r['final']:g} ({r['status']}) {took}")
+        records[index] = _grade_one(subs[index], ctx, opts)
+        progress.advance(records[index])
 
     if opts.jobs <= 1:
         for i in range(len(subs)):
@@ -91,11 +139,45 @@ def grade_folder(assignment: Assignment, folder: Path, opts: Options, log: Calla
     else:
         with ThreadPoolExecutor(max_workers=opts.jobs) as pool:
             list(pool.map(one, range(len(subs))))
-    for r in records:
-        r.pop("_reused", None)
+    progress.close()
+    reused = sum(1 for r in records if r.pop("_reused", False))
     gradebook.write(opts.out / "gradebook.csv", assignment, records)
-    log(f"graded {len(subs)} submission(s) in {time.monotonic() - started:.1f} s; sandbox: {mode}")
+    if any(i.kind == "manual" for i in assignment.items):
+        added = manual.update_template(marks_path, assignment, records)
+        report.write_atomic(opts.out / "review.md", manual.review_sheet(assignment, records, ctx.manual_marks))
+        if added:
+            log(f"manual items: {added} row(s) to mark in {marks_path} (read {opts.out / 'review.md'})")
+    log(f"graded {len(subs)} submission(s) in {time.monotonic() - started:.1f} s "
+        f"({reused} without running student code); sandbox: {mode}")
     return records
+
+
+class Progress:
+    """A bar with counts and ETA on a terminal; one plain line per submission otherwise."""
+
+    def __init__(self, total: int, log: Callable[[str], None], bar: bool | None) -> None:
+        self.total, self.log, self.done = total, log, 0
+        self.lock = threading.Lock()
+        self.bar = None
+        if bar if bar is not None else sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit="sub", desc="grading", file=sys.stderr, dynamic_ncols=True)
+
+    def advance(self, r: dict[str, Any]) -> None:
+        with self.lock:
+            self.done += 1
+            took = "reused" if r.get("_reused") else f"{r['seconds']:.1f} s"
+            line = f"[{self.done}/{self.total}] {r['student_id']}: final {r['final']:g} ({r['status']}) {took}"
+            if self.bar is not None:
+                self.bar.set_postfix_str(f"{r['student_id']} {took}", refresh=False)
+                self.bar.update(1)
+            else:
+                self.log(line)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 def _dedupe_ids(subs: list[intake.Submission]) -> None:
@@ -111,63 +193,123 @@ def _result_path(opts: Options, sub: intake.Submission) -> Path:
     return opts.out / "results" / f"{sub.student_id}.json"
 
 
-def _grade_one(sub: intake.Submission, assignment: Assignment, checks: list[Check], context: dict[str, str],
-               opts: Options) -> dict[str, Any]:
-    key = {**context, "sha256": sub.sha256, "late_days": sub.late_days, "zip": sub.zip_path.name}
+def _reusable(previous: dict[str, Any] | None, sub: intake.Submission, ctx: Context, opts: Options) -> tuple[set[str], dict]:
+    """Items whose previous outcomes still hold, and the previous record's intake facts."""
+    if previous is None or opts.force:
+        return set(), {}
+    prov = previous.get("provenance", {})
+    if (prov.get("sha256"), prov.get("zip"), prov.get("sandbox")) != (sub.sha256, sub.zip_path.name, ctx.mode):
+        return set(), {}
+    old_keys = prov.get("item_keys", {})
+    items = {i for i, k in ctx.item_keys.items() if old_keys.get(i) == k} - set(opts.only)
+    facts = {k: previous.get(k) for k in ("intake_status", "intake_reason", "answers", "answer_sources", "modules")}
+    return items, facts
+
+
+def _grade_one(sub: intake.Submission, ctx: Context, opts: Options) -> dict[str, Any]:
+    assignment = ctx.assignment
     path = _result_path(opts, sub)
-    if path.exists() and not opts.force:
-        previous = _load_previous(path)
-        if previous is not None and all(previous.get("provenance", {}).get(k) == v for k, v in key.items()):
-            previous["_reused"] = True
-            return previous
+    previous = _load_previous(path) if path.exists() else None
+    reuse, facts = _reusable(previous, sub, ctx, opts)
+    # --only ITEM: run exactly those items; the others keep current results or stay "not run".
+    todo = (set(opts.only) & set(ctx.item_keys)) if opts.only else set(ctx.item_keys) - reuse
     start = time.monotonic()
-    outcomes: list[Outcome] = []
+    outcomes: list[Outcome] = [Outcome(**o) for o in (previous or {}).get("outcomes", []) if o.get("item") in reuse] if reuse else []
+    for o in outcomes:
+        object.__setattr__(o, "figures", tuple(o.figures))
+    ran: list[str] = []
+    answers: dict[str, str] = facts.get("answers") or {}
+    sources: list[str] = facts.get("answer_sources") or []
+    if facts and facts.get("intake_status") not in (None, "ok"):
+        sub.status, sub.reason = facts["intake_status"], facts.get("intake_reason", "")
+        todo = set()
+    if sub.status == "ok" and (todo or not facts):
+        box = Path(tempfile.mkdtemp(prefix="box-"))
+        try:
+            intake.extract(sub, assignment, box)
+            answers, sources = answers_mod.extract(box)  # before any student code runs
+            box.chmod(0o777)
+            if todo:
+                fresh = run_checks(ctx.checks, box, sub.module_files, ctx.mode, opts.limits, only=todo,
+                                   timeout_scale=opts.timeout_scale, threads=opts.threads,
+                                   data_dir=assignment.public_data_dir, answers=answers,
+                                   figure_dir=opts.out / "feedback" / f"{sub.student_id}-figures")
+                ran = sorted(todo)
+                outcomes = _in_check_order(ctx.checks, outcomes + fresh)
+        except intake.IntakeError as exc:
+            sub.status, sub.reason = exc.status, exc.reason
+        except Exception as exc:  # noqa: BLE001 - a grader bug on one submission must not stop the batch
+            sub.status, sub.reason = "grader_error", f"{type(exc).__name__}: {exc}"
+            traceback.print_exc(file=sys.stderr)
+        finally:
+            shutil.rmtree(box, ignore_errors=True)
+    elif sub.status == "ok":
+        sub.module_files = facts.get("modules") or {}
     graded = sub.status == "ok"
-    box = Path(tempfile.mkdtemp(prefix="box-"))
-    try:
-        if graded:
-            try:
-                intake.extract(sub, assignment, box)
-                box.chmod(0o777)
-                outcomes = run_checks(checks, box, sub.module_files, context["sandbox"], opts.limits,
-                                      timeout_scale=opts.timeout_scale, threads=opts.threads,
-                                      data_dir=assignment.public_data_dir, answers=sub.answers)
-            except intake.IntakeError as exc:
-                sub.status, sub.reason, graded = exc.status, exc.reason, False
-    except Exception as exc:  # noqa: BLE001 - a grader bug on one submission must not stop the batch
-        sub.status, sub.reason, graded = "grader_error", f"{type(exc).__name__}: {exc}", False
-        traceback.print_exc(file=sys.stderr)
-    finally:
-        shutil.rmtree(box, ignore_errors=True)
-    scores = score_items(assignment, outcomes, graded)
-    total = round(sum(s.score for s in scores if s.score is not None), 2) if sub.status == "ok" else 0.0
+    ta = {item: (m.marks, m.comment) for (sid, item), m in ctx.manual_marks.items() if sid == sub.student_id}
+    scores = score_items(assignment, outcomes if graded else [], graded, ta,
+                         skipped={i for i in ctx.item_keys if i not in todo and i not in reuse})
+    total = round(sum(s.score for s in scores if s.score is not None), 2) if graded else 0.0
     status, reason = sub.status, sub.reason
-    if status == "ok":
+    if graded:
         bad = [o for o in outcomes if o.status in ("timeout", "crashed")]
         if bad:
             status = bad[0].status
             reason = "; ".join(sorted({f"{o.item}: {o.message}" for o in bad}))[:300]
         if sub.late_days > assignment.late.max_days:
             reason = (reason + "; " if reason else "") + f"{sub.late_days} days late: more than {assignment.late.max_days} scores zero"
+    pending = [s.item.id for s in scores if s.state == "manual"] if graded else []
+    seconds = round(time.monotonic() - start, 2) if ran else (previous or {}).get("seconds", 0.0)
     record = {
         "student_id": sub.student_id, "name": sub.name, "zip": sub.zip_path.name, "status": status, "reason": reason,
+        "intake_status": sub.status, "intake_reason": sub.reason,
         "notes": sub.notes, "items": {s.item.id: s.score for s in scores}, "total": total,
+        "pending_manual": pending,
         "late_days": sub.late_days, "submitted_at": sub.submitted_at,
-        "final": final_mark(assignment, total, sub.late_days) if sub.status == "ok" else 0.0,
-        "seconds": round(time.monotonic() - start, 2),
+        "final": final_mark(assignment, total, sub.late_days) if graded else 0.0,
+        "seconds": seconds,
         "outcomes": [o.to_dict() for o in outcomes],
-        "provenance": {**key, "modules": sub.module_files},
+        "answers": answers, "answer_sources": sources,
+        "modules": sub.module_files,
+        "provenance": _provenance(sub, ctx, outcomes, ran, previous, reuse | set(ran)),
     }
     report.write_atomic(opts.out / "feedback" / f"{sub.student_id}.md", report.feedback_markdown(record, scores, assignment.title))
     report.write_atomic(path, report.dumps(report.gradescope_results(record, scores)))
+    record["_reused"] = previous is not None and not ran
     return record
 
 
-def _load_previous(path: Path) -> dict[str, Any] | None:
-    import json
+def _in_check_order(checks: list[Check], outcomes: list[Outcome]) -> list[Outcome]:
+    order = {(c.item, c.name): n for n, c in enumerate(checks)}
+    return sorted(outcomes, key=lambda o: order.get((o.item, o.name), len(order)))
 
+
+def _provenance(sub: intake.Submission, ctx: Context, outcomes: list[Outcome], ran: list[str],
+                previous: dict[str, Any] | None, current: set[str]) -> dict[str, Any]:
+    """Exactly what produced each mark: inputs' hashes, versions, sandbox, time and memory per item."""
+    old = (previous or {}).get("provenance", {})
+    per_item: dict[str, dict[str, float]] = dict(old.get("items", {})) if ran else old.get("items", {})
+    for item in ran:
+        mine = [o for o in outcomes if o.item == item]
+        per_item[item] = {"seconds": round(sum(o.seconds for o in mine), 3),
+                          "peak_mb": max((o.peak_mb for o in mine), default=0.0),
+                          "graded_at": datetime.now().astimezone().isoformat(timespec="seconds")}
+    import platform
+
+    return {
+        "sha256": sub.sha256, "zip": sub.zip_path.name, "late_days": sub.late_days,
+        "grader_version": ctx.grader_version, "sandbox": ctx.mode,
+        "hidden_tests": ctx.hidden_files, "fixtures": ctx.fixtures_hash,
+        "item_keys": {i: ctx.item_keys[i] for i in sorted(current) if i in ctx.item_keys},  # items with results
+        "items": {i: per_item[i] for i in sorted(per_item) if i in ctx.item_keys},
+        "python": platform.python_version(), "host": platform.node(),
+    }
+
+
+def _load_previous(path: Path) -> dict[str, Any] | None:
     try:
         data = json.loads(path.read_text())
-        return data["extra_data"]
+        record = data["extra_data"]
+        return record if isinstance(record, dict) else None
     except (OSError, ValueError, KeyError, TypeError):
         return None

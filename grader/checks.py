@@ -75,6 +75,7 @@ class Student:
     module_state: dict[str, tuple[str, str]] = field(default_factory=dict)
     scale: float = 1.0  # multiplies timeouts that checks give explicitly
     answers: dict[str, str] = field(default_factory=dict)  # item id -> the student's written answer (text)
+    saved_figures: list[tuple[str, np.ndarray]] = field(default_factory=list)  # (label, RGBA pixels) for feedback
 
     @property
     def data_dir(self) -> str:
@@ -126,8 +127,17 @@ class Student:
     def get(self, where: str | Handle, path: str, ret: str = "auto") -> Any:
         return self.sandbox.request({"op": "get", "target": self._target(where, path), "ret": ret}, self.timeout)
 
-    def figures(self) -> list[dict[str, Any]]:
-        return self.sandbox.request({"op": "figures"}, self.timeout)
+    def figures(self, save_as: str = "") -> list[dict[str, Any]]:
+        """Describe (and close) the student's open figures; keep their pictures for the feedback."""
+        figs = self.sandbox.request({"op": "figures", "images": True}, self.timeout)
+        if not isinstance(figs, list):
+            raise CheckFailed("the figures could not be read back", f"got {type(figs).__name__}")
+        for n, fig in enumerate(figs, 1):
+            image = fig.pop("image", None) if isinstance(fig, dict) else None
+            if isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 4 \
+                    and image.shape[0] <= 1000 and image.shape[1] <= 1000:
+                self.saved_figures.append((f"{save_as or 'figure'}-{n}", image))
+        return figs
 
 
 Tensor = TorchArray  # an argument that arrives in the sandbox as a torch tensor

@@ -23,6 +23,10 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="submissions graded at once (default: cores)")
     g.add_argument("--timeout-scale", type=float, default=1.0, help="multiply every time limit (slow machines)")
     g.add_argument("--force", action="store_true", help="regrade even when a matching result exists")
+    g.add_argument("--only", action="append", default=[], metavar="ITEM",
+                   help="regrade this rubric item for the whole class (repeatable); other items keep their results")
+    g.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="progress bar (default: when stderr is a terminal)")
     g.add_argument("--sandbox", choices=["bwrap", "rlimits"], help="force a sandbox mode (default: best available)")
 
     s = sub.add_parser("starter", help="regenerate starter/<assignment> from solutions/<assignment>")
@@ -56,6 +60,7 @@ def _grade(args: argparse.Namespace) -> int:
         deadline=datetime.fromisoformat(args.deadline) if args.deadline else None,
         times=intake.read_times(args.times) if args.times else None,
         limits=limits, mode=args.sandbox, force=args.force, timeout_scale=args.timeout_scale,
+        threads=max(1, (os.cpu_count() or 1) // max(1, args.jobs)), only=frozenset(args.only), progress=args.progress,
     )
     records = batch.grade_folder(assignment, args.submissions, opts, log=lambda m: print(m, file=sys.stderr))
     print(gradebook.render(assignment, records))

@@ -11,7 +11,16 @@ from .spec import Assignment
 
 
 def columns(assignment: Assignment) -> list[str]:
-    return ["student_id", "name"] + [i.id for i in assignment.items] + ["total", "late_days", "final", "status"]
+    return ["student_id", "name"] + [i.id for i in assignment.items] + ["total", "late_days", "final", "status",
+                                                                         "manual_pending", "sandbox"]
+
+
+def _cell(r: dict[str, Any], item: Any) -> str:
+    """A mark, 'pending' for a manual item no TA has marked yet, '' for an item not graded at all."""
+    value = r["items"].get(item.id)
+    if value is None:
+        return "pending" if item.id in r.get("pending_manual", []) else ""
+    return f"{value:g}"
 
 
 def write(path: Path, assignment: Assignment, records: list[dict[str, Any]]) -> None:
@@ -19,23 +28,28 @@ def write(path: Path, assignment: Assignment, records: list[dict[str, Any]]) -> 
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(columns(assignment))
     for r in sorted(records, key=lambda r: r["student_id"]):
-        items = [("" if r["items"].get(i.id) is None else f"{r['items'][i.id]:g}") for i in assignment.items]
+        items = [_cell(r, i) for i in assignment.items]
         status = r["status"] + (f": {r['reason']}" if r["reason"] else "")
-        writer.writerow([r["student_id"], r["name"], *items, f"{r['total']:g}", r["late_days"], f"{r['final']:g}", status])
+        writer.writerow([r["student_id"], r["name"], *items, f"{r['total']:g}", r["late_days"], f"{r['final']:g}", status,
+                         " ".join(r.get("pending_manual", [])), r.get("provenance", {}).get("sandbox", "")])
     write_atomic(path, buf.getvalue())
 
 
 def render(assignment: Assignment, records: list[dict[str, Any]]) -> str:
     """A compact terminal table of the gradebook."""
-    auto = [i for i in assignment.items if i.graded_automatically]
-    head = ["student_id"] + [i.id for i in auto] + ["total", "late", "final", "status"]
+    auto = [i for i in assignment.items if i.graded_automatically or i.kind == "manual"]
+    head = ["student_id"] + [i.id + ("*" if i.kind == "manual" else "") for i in auto] + ["total", "late", "final", "status"]
     rows = []
     for r in sorted(records, key=lambda r: r["student_id"]):
-        items = [("-" if r["items"].get(i.id) is None else f"{r['items'][i.id]:g}") for i in auto]
+        items = [(_cell(r, i) or "-").replace("pending", "?") for i in auto]
         status = r["status"] + (f": {r['reason']}" if r["reason"] else "")
+        if r.get("pending_manual"):
+            status += f" (TA marks pending: {len(r['pending_manual'])})"
         rows.append([r["student_id"][:28], *items, f"{r['total']:g}", str(r["late_days"]), f"{r['final']:g}", status[:70]])
     widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)] if rows else [len(h) for h in head]
     lines = ["  ".join(str(x).ljust(w) for x, w in zip(head, widths))]
     lines.append("  ".join("-" * w for w in widths))
     lines += ["  ".join(str(x).ljust(w) for x, w in zip(row, widths)) for row in rows]
+    if any(i.kind == "manual" for i in auto):
+        lines.append("* marked by a TA; ? = not marked yet (fill manual_marks.csv and grade again)")
     return "\n".join(lines)

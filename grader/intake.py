@@ -97,10 +97,11 @@ def extract(sub: Submission, assignment: Assignment, box: Path) -> None:
     sub.module_files = find_modules(box, assignment)
     if not sub.module_files:
         wanted = ", ".join(f"{m}.py" for m in assignment.modules)
-        raise IntakeError("missing_files", f"no Python file for this assignment found (expected {wanted} or one Assignment2_<ID>_<NAME>.py)")
+        raise IntakeError("missing_files", f"no Python file or notebook for this assignment found (expected {wanted}, "
+                                           f"the same names as .ipynb, or one Assignment2_<ID>_<NAME>.py)")
     missing = [m for m in assignment.modules if m not in sub.module_files]
     if missing:
-        sub.notes.append("no file found for: " + ", ".join(f"{m}.py" for m in missing))
+        sub.notes.append("no file found for: " + ", ".join(f"{m}.py (or {m}.ipynb)" for m in missing))
 
 
 def _safe_name(member: zipfile.ZipInfo) -> PurePosixPath:
@@ -129,9 +130,11 @@ def _read_bounded(archive: zipfile.ZipFile, member: zipfile.ZipInfo) -> bytes:
 def find_modules(box: Path, assignment: Assignment) -> dict[str, str]:
     """Map each module to a file in the box: its own file (any folder, any case), or the single file."""
     py_files = sorted((p for p in box.rglob("*.py") if p.is_file()), key=lambda p: (len(p.parts), str(p)))
+    notebooks = sorted((p for p in box.rglob("*") if p.suffix.lower() == ".ipynb" and p.is_file()),
+                       key=lambda p: (len(p.parts), str(p)))
     found: dict[str, str] = {}
     for module in assignment.modules:
-        for p in py_files:
+        for p in py_files + notebooks:  # <module>.py first, then the notebook <module>.ipynb
             if p.stem.lower() == module.lower():
                 found[module] = str(p.relative_to(box))
                 break

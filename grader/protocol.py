@@ -168,7 +168,7 @@ def dumps(message: dict[str, Any]) -> bytes:
 def loads(line: bytes) -> dict[str, Any]:
     try:
         message = json.loads(line.decode("utf-8"), parse_constant=_reject_constant)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:  # ValueError: bad UTF-8/JSON, ints over Python's digit limit
         raise ProtocolError(f"malformed message: {exc}") from None
     if not isinstance(message, dict):
         raise ProtocolError("message is not an object")

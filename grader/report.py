@@ -29,9 +29,13 @@ def write_atomic(path: Path, text: str) -> None:
 
 def _item_text(s: ItemScore) -> str:
     if s.state == "manual":
-        return "marked by a TA (not graded yet)"
+        return "marked by a TA (not marked yet)"
+    if s.state == "ta_marked":
+        return "marked by a TA" + (f": {s.comment}" if s.comment else "")
     if s.state == "not_built":
         return "not graded yet (no automatic checks for this item in this version of the grader)"
+    if s.state == "skipped":
+        return "not graded in this run (the batch was restricted with --only); grade again without --only"
     if s.state == "not_run":
         return "not run: the submission could not be graded (see status)"
     lines = []
@@ -71,8 +75,11 @@ def feedback_markdown(record: dict[str, Any], scores: list[ItemScore], title: st
     for s in scores:
         got = "pending" if s.score is None else f"{s.score:g}"
         out.append(f"| {s.item.id} | {s.item.title} | {got} | {s.item.marks:g} |")
-    out += ["", f"Total (automatic items graded so far): **{record['total']:g}**. "
+    out += ["", f"Total (items marked so far): **{record['total']:g}**. "
             f"Late days: {record['late_days']}. Final mark: **{record['final']:g}** (capped at the course maximum).", ""]
+    for s in scores:
+        if s.state == "ta_marked" and s.comment:
+            out += [f"## {s.item.id} {s.item.title}: {s.score:g} / {s.item.marks:g} (TA)", "", s.comment, ""]
     for s in scores:
         if s.state == "graded" and any(not o.passed for o in s.outcomes):
             out += [f"## {s.item.id} {s.item.title}: {s.score:g} / {s.item.marks:g}", ""]
@@ -86,6 +93,11 @@ def feedback_markdown(record: dict[str, Any], scores: list[ItemScore], title: st
                 if o.hint:
                     out.append(f"  - hint: {o.hint}")
             out.append("")
+    figures = [(s.item.id, name) for s in scores for o in s.outcomes for name in o.figures]
+    if figures:
+        folder = f"{record['student_id']}-figures"
+        out += ["## Your figures, as the grader drew them", ""]
+        out += [f"- {item}: ![{name}]({folder}/{name})" for item, name in figures] + [""]
     pending = [s for s in scores if s.score is None]
     if pending:
         out += ["## Not graded yet", ""] + [f"- {s.item.id} {s.item.title}: {_item_text(s)}" for s in pending] + [""]

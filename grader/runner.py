@@ -20,6 +20,7 @@ class Outcome:
     hint: str = ""
     seconds: float = 0.0
     peak_mb: float = 0.0  # peak resident memory of the sandbox during this check
+    figures: tuple[str, ...] = ()  # PNG files (in the feedback folder) of the figures this check looked at
 
     @property
     def passed(self) -> bool:
@@ -32,7 +33,7 @@ class Outcome:
 def run_checks(checks: list[Check], box: Path, module_files: dict[str, str], mode: str,
                limits: Limits = Limits(), only: set[str] | None = None, threads: int = 1,
                timeout_scale: float = 1.0, data_dir: Path | None = None,
-               answers: dict[str, str] | None = None) -> list[Outcome]:
+               answers: dict[str, str] | None = None, figure_dir: Path | None = None) -> list[Outcome]:
     """Run every check in a sandbox over `box`; a timeout or crash restarts the sandbox and goes on."""
     outcomes: list[Outcome] = []
     sandbox: Sandbox | None = None
@@ -55,6 +56,8 @@ def run_checks(checks: list[Check], box: Path, module_files: dict[str, str], mod
             outcome = _run_one(chk, student)
             if sandbox is not None and sandbox.alive:
                 outcome = replace(outcome, peak_mb=sandbox.peak_memory_mb())
+            if figure_dir is not None and student.saved_figures:
+                outcome = replace(outcome, figures=_save_figures(figure_dir, chk, student.saved_figures))
             outcomes.append(outcome)
     finally:
         if sandbox is not None:
@@ -90,3 +93,20 @@ def _last_frame(trace: str) -> str:
     frames = [ln.strip() for ln in trace.splitlines() if ln.strip().startswith("File ")]
     lines = [ln for ln in frames if "/box/" in ln or "/box-" in ln]  # the student's files only
     return lines[-1][:300] if lines else ""
+
+
+def _save_figures(folder: Path, chk: Check, figures: list) -> tuple[str, ...]:
+    """Encode the student's figure pixels as PNG here, in the grader (the sandbox only sent pixels)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.image as mpimg
+
+    folder.mkdir(parents=True, exist_ok=True)
+    names = []
+    for n, (_, pixels) in enumerate(figures, 1):
+        name = f"{chk.item}-{chk.name[:40]}-{n}".replace(" ", "_")
+        name = "".join(c for c in name if c.isalnum() or c in "._-") + ".png"
+        mpimg.imsave(folder / name, pixels)
+        names.append(name)
+    return tuple(names)

@@ -48,6 +48,11 @@ class Limits:
     reply_mb: int = 64
     stderr_kb: int = 64
     start_timeout: float = 30.0
+    # bwrap: every writable place is a size-capped tmpfs (/box, /tmp, /dev/shm); "/" and /dev are
+    # read-only. tmpfs pages are memory the address-space limit does not see, so they need caps.
+    box_mb: int = 256
+    tmp_mb: int = 256
+    shm_mb: int = 64
 
 
 class SandboxError(Exception):
@@ -210,16 +215,23 @@ class Sandbox:
             "--ro-bind", "/usr", "/usr",
             "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
             "--symlink", "usr/bin", "/bin", "--symlink", "usr/sbin", "/sbin",
-            "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
+            "--proc", "/proc", "--dev", "/dev",
+            "--size", str(self.limits.shm_mb << 20), "--tmpfs", "/dev/shm",
+            "--size", str(self.limits.tmp_mb << 20), "--tmpfs", "/tmp",
             "--ro-bind", str(GRADER_DIR), CODE_MOUNT,
-            "--bind", str(self.box), BOX_MOUNT,
+            # The box is a size-capped tmpfs holding read-only views of the student's files: code
+            # can create files there (figures, scratch) but cannot fill the grader's disk.
+            "--size", str(self.limits.box_mb << 20), "--tmpfs", BOX_MOUNT,
         ]
+        for entry in sorted(self.box.iterdir()):
+            cmd += ["--ro-bind", str(entry), f"{BOX_MOUNT}/{entry.name}"]
         if self.data_dir is not None:
             cmd += ["--ro-bind", str(self.data_dir), DATA_MOUNT]
         for node in self.gpus:  # the driver's device nodes only; nothing else of /dev or /sys
             cmd += ["--dev-bind", node, node]
         for root in _python_roots():
             cmd += ["--ro-bind", root, root]
+        cmd += ["--remount-ro", "/dev", "--remount-ro", "/"]  # the root and /dev are tmpfs too: no writes there
         cmd += ["--chdir", BOX_MOUNT, "--clearenv"]
         for key, value in _scrubbed_env(self.threads, bool(self.gpus)).items():
             cmd += ["--setenv", key, value]
@@ -363,7 +375,11 @@ class Sandbox:
             raise StudentError(
                 str(reply.get("error", "Error"))[:200], str(reply.get("message", ""))[:2000], str(reply.get("trace", ""))[:4000]
             )
-        return protocol.decode(reply.get("value"))
+        try:
+            return protocol.decode(reply.get("value"))
+        except (protocol.ProtocolError, ValueError, TypeError, OverflowError, MemoryError) as exc:
+            # A tampered worker can send anything; malformed data fails this request, not the grader.
+            raise StudentError("MalformedReply", f"the value sent back from the sandbox is malformed ({exc})"[:600], "") from None
 
     def _read_reply(self, rid: int, timeout: float) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
@@ -373,8 +389,11 @@ class Sandbox:
             newline = self._buffer.find(b"\n")
             if newline >= 0:
                 line, self._buffer = self._buffer[:newline], self._buffer[newline + 1:]
-                reply = protocol.loads(line)
-                if reply.get("id") != rid:
+                try:
+                    reply = protocol.loads(line)
+                except protocol.ProtocolError:
+                    continue  # garbage written by student code onto the protocol stream
+                if reply.get("id") != rid or type(reply.get("id")) is not int:
                     continue  # stale or forged line; the real reply carries our id
                 return reply
             remaining = deadline - time.monotonic()

@@ -10,21 +10,31 @@ from .spec import Assignment, Item
 @dataclass(frozen=True)
 class ItemScore:
     item: Item
-    score: float | None  # None: not graded (manual, or not built yet)
-    state: str  # graded | manual | not_built | not_run
+    score: float | None  # None: not graded (manual and not marked yet, or not built yet)
+    state: str  # graded | ta_marked | manual (pending) | not_built | not_run
     outcomes: tuple[Outcome, ...] = ()
+    comment: str = ""  # the TA's comment on a manual item
 
 
-def score_items(assignment: Assignment, outcomes: list[Outcome], graded: bool = True) -> list[ItemScore]:
+def score_items(assignment: Assignment, outcomes: list[Outcome], graded: bool = True,
+                manual: dict[str, tuple[float, str]] | None = None, skipped: set[str] = frozenset()) -> list[ItemScore]:
+    """Marks per item. `manual` holds the TA's (marks, comment) per manual item id, when given;
+    `skipped` items were left out of this run (--only) and have no earlier result."""
     scores = []
+    manual = manual or {}
     for item in assignment.items:
         mine = tuple(o for o in outcomes if o.item == item.id)
-        if item.kind == "manual":
+        if item.kind == "manual" and item.id in manual and graded:
+            marks, comment = manual[item.id]
+            scores.append(ItemScore(item, float(marks), "ta_marked", comment=comment))
+        elif item.kind == "manual":
             scores.append(ItemScore(item, None, "manual"))
         elif not item.built:
             scores.append(ItemScore(item, None, "not_built"))
         elif not graded:
             scores.append(ItemScore(item, 0.0, "not_run"))
+        elif item.id in skipped:
+            scores.append(ItemScore(item, None, "skipped"))
         else:
             total = sum(o.weight for o in mine)
             earned = sum(o.weight for o in mine if o.passed)

@@ -22,6 +22,7 @@ class Item:
     kind: str  # "auto" or "manual"
     built: bool = True
     module: str | None = None
+    guide: str = ""  # marking guide shown to TAs next to students' answers (manual items)
 
     @property
     def graded_automatically(self) -> bool:
@@ -78,7 +79,7 @@ def load(assignment_id: str) -> Assignment:
     items = tuple(
         Item(
             id=str(i["id"]), task=i["task"], title=i["title"], marks=float(i["marks"]), kind=i["kind"],
-            built=bool(i.get("built", True)), module=i.get("module"),
+            built=bool(i.get("built", True)), module=i.get("module"), guide=str(i.get("guide", "")).strip(),
         )
         for i in raw["items"]
     )

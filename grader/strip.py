@@ -6,9 +6,14 @@ Markers, in .py files:
     # END SOLUTION
 Inside a block without a STARTER part, comment lines are kept (they carry the step hints) and code
 lines are replaced by `raise NotImplementedError("Task <item>: ...")`.
+
+In .ipynb files the same markers work inside each code cell; the starter notebook has every output
+and execution count cleared, and each markdown cell headed `Answer <item>` keeps only its heading
+and a placeholder line (the reference's written answer stays out).
 """
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from pathlib import Path
@@ -62,6 +67,32 @@ def _render(block: dict) -> list[str]:
     ]
 
 
+ANSWER_CELL = re.compile(r"^\s{0,3}#{1,6}\s*Answer\s+[\w.]+", re.I)
+ANSWER_PLACEHOLDER = "_Write your answer here._"
+
+
+def strip_notebook(text: str, filename: str = "<notebook>") -> str:
+    """The starter version of a solution notebook (nbformat 4 JSON in, JSON out)."""
+    try:
+        nb = json.loads(text)
+    except ValueError as exc:
+        raise MarkerError(f"{filename}: not a valid notebook ({exc})") from None
+    for n, cell in enumerate(nb.get("cells", []), 1):
+        source = cell.get("source", "")
+        source = "".join(source) if isinstance(source, list) else str(source)
+        if cell.get("cell_type") == "code":
+            if "SOLUTION" in source:
+                source = strip_source(source, f"{filename} cell {n}").rstrip("\n")
+            cell["outputs"] = []
+            cell["execution_count"] = None
+            for key in ("execution", "ExecuteTime"):
+                cell.get("metadata", {}).pop(key, None)
+        elif cell.get("cell_type") == "markdown" and ANSWER_CELL.match(source.lstrip()):
+            source = source.lstrip().splitlines()[0] + "\n\n" + ANSWER_PLACEHOLDER
+        cell["source"] = source.splitlines(keepends=True)
+    return json.dumps(nb, indent=1, ensure_ascii=False, sort_keys=True) + "\n"
+
+
 def build_starter(solution_dir: Path, starter_dir: Path) -> list[Path]:
     """Write the starter for one assignment; return the files written."""
     if starter_dir.exists():
@@ -73,9 +104,15 @@ def build_starter(solution_dir: Path, starter_dir: Path) -> list[Path]:
             continue
         dst = starter_dir / ("tests" if rel.parts[0] == "public_tests" else rel.parts[0]) / Path(*rel.parts[1:])
         dst = starter_dir / rel if rel.parts[0] != "public_tests" else dst
+        if ".starter." in src.name:  # answers.starter.md is the starter's answers.md (the reference's stays out)
+            dst = dst.with_name(src.name.replace(".starter.", ".", 1))
+        elif src.with_name(src.name.replace(".", ".starter.", 1)).exists() and src.suffix != ".py":
+            continue
         dst.parent.mkdir(parents=True, exist_ok=True)
         if src.suffix == ".py":
             dst.write_text(strip_source(src.read_text(), str(rel)))
+        elif src.suffix == ".ipynb":
+            dst.write_text(strip_notebook(src.read_text(), str(rel)))
         else:
             shutil.copyfile(src, dst)
         written.append(dst)

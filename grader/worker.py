@@ -16,6 +16,7 @@ import traceback
 from typing import Any
 
 sys.path[:0] = [os.path.dirname(os.path.abspath(__file__)), os.getcwd()]  # grader code first, then the box
+import notebook  # noqa: E402
 import protocol  # noqa: E402
 
 MAX_TRACE = 4000
@@ -48,6 +49,9 @@ class Worker:
         path = self.module_files[name]
         if path in self._loaded_files:
             module = self._loaded_files[path]
+        elif path.lower().endswith(".ipynb"):  # code cells run in order; failing cells are recorded
+            module = notebook.load(name, path)
+            self._loaded_files[path] = module
         else:
             spec = importlib.util.spec_from_file_location(name, path)
             module = importlib.util.module_from_spec(spec)
@@ -118,7 +122,7 @@ class Worker:
                 value = _stack(outs)
             return self.result(value, request.get("ret", "auto"))
         if op == "figures":
-            return protocol.encode(describe_figures(close=True))
+            return protocol.encode(describe_figures(close=True, images=bool(request.get("images"))))
         raise ValueError(f"unknown op {op!r}")
 
 
@@ -131,8 +135,12 @@ def _stack(values: list[Any]) -> Any:
     return np.stack(arrays)
 
 
-def describe_figures(close: bool) -> list[dict[str, Any]]:
-    """Plain-data description of every open matplotlib figure: axes, lines, scatter offsets."""
+def describe_figures(close: bool, images: bool = False) -> list[dict[str, Any]]:
+    """Plain-data description of every open matplotlib figure: axes, lines, scatter offsets.
+
+    With images=True each figure also comes with its pixels (uint8 RGBA, at most 640 px wide), which
+    the grader encodes as PNG itself for the student's feedback.
+    """
     if "matplotlib.pyplot" not in sys.modules:
         return []
     import matplotlib.pyplot as plt
@@ -166,10 +174,26 @@ def describe_figures(close: bool) -> list[dict[str, Any]]:
                     "scatters": scatters,
                 }
             )
-        figures.append({"axes": axes})
+        entry: dict[str, Any] = {"axes": axes}
+        if images:
+            try:
+                entry["image"] = _pixels(fig)
+            except Exception:  # noqa: BLE001 - a figure that cannot draw still gets described
+                pass
+        figures.append(entry)
     if close:
         plt.close("all")
     return figures
+
+
+def _pixels(fig: Any) -> Any:
+    import numpy as np
+
+    width, height = fig.get_size_inches()
+    dpi = min(80.0, 640.0 / max(width, 1e-3), 640.0 / max(height, 1e-3))
+    fig.set_dpi(dpi)
+    fig.canvas.draw()
+    return np.array(fig.canvas.buffer_rgba(), dtype=np.uint8)
 
 
 def main() -> None:

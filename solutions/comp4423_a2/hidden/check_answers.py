@@ -1,0 +1,24 @@
+"""Hidden check for Task 3 item 3.1 (the Yes/No answer). Trusted code.
+
+The answer is read from the submission's answers.md (section `## 3.1`, line `Answer: ...`) before any
+student code runs; nothing is executed. The handout's answer is No: a NeRF's weights encode one scene.
+"""
+from __future__ import annotations
+
+from grader.answers import yes_no
+from grader.checks import CheckFailed, Student, check
+
+
+@check("3.1", "the Yes/No answer to 'can one NeRF render other scenes?'", weight=1)
+def nerf_other_scenes(student: Student) -> None:
+    text = student.answers.get("3.1")
+    if text is None:
+        raise CheckFailed("no answer for 3.1 was found",
+                          "expected a section headed '## 3.1' in answers.md with a line 'Answer: Yes' or 'Answer: No'",
+                          "copy answers.md from the starter, fill it in and put it in your zip")
+    said = yes_no(text)
+    if said is None:
+        raise CheckFailed("the answer to 3.1 is neither a clear Yes nor a clear No",
+                          "write exactly one of 'Answer: Yes' or 'Answer: No'")
+    if said != "no":
+        raise CheckFailed("the answer to 3.1 is not correct", hint="think about what a trained NeRF's weights store")
