@@ -27,6 +27,7 @@ from typing import Any, Callable
 from . import answers as answers_mod
 from . import gradebook, intake, manual, report
 from .checks import Check, load_checks
+from .forkserver import ForkedSandbox, Slot
 from .runner import Outcome, run_checks
 from .sandbox import Limits, detect_mode
 from .scoring import final_mark, score_items
@@ -63,6 +64,7 @@ class Options:
     threads: int = 1  # BLAS / torch threads inside each sandbox: cores // jobs, so jobs never oversubscribe
     only: frozenset[str] = frozenset()  # item ids to regrade even when their results are current
     progress: bool | None = None  # a progress bar (default: when stderr is a terminal)
+    fork_server: bool = True  # bwrap mode: one long-lived sandbox per job forks a worker per submission
 
 
 @dataclass
@@ -128,18 +130,29 @@ def grade_folder(assignment: Assignment, folder: Path, opts: Options, log: Calla
     records: list[dict[str, Any]] = [None] * len(subs)  # type: ignore[list-item]
     started = time.monotonic()
     progress = Progress(len(subs), log, opts.progress)
+    local = threading.local()
+    slots: list[Slot] = []
+    use_slots = opts.fork_server and mode == "bwrap"
 
     def one(index: int) -> None:
-        records[index] = _grade_one(subs[index], ctx, opts)
+        slot = getattr(local, "slot", None)
+        if use_slots and slot is None:
+            local.slot = slot = Slot(opts.limits, opts.threads, assignment.public_data_dir)
+            slots.append(slot)
+        records[index] = _grade_one(subs[index], ctx, opts, slot)
         progress.advance(records[index])
 
-    if opts.jobs <= 1:
-        for i in range(len(subs)):
-            one(i)
-    else:
-        with ThreadPoolExecutor(max_workers=opts.jobs) as pool:
-            list(pool.map(one, range(len(subs))))
-    progress.close()
+    try:
+        if opts.jobs <= 1:
+            for i in range(len(subs)):
+                one(i)
+        else:
+            with ThreadPoolExecutor(max_workers=opts.jobs) as pool:
+                list(pool.map(one, range(len(subs))))
+    finally:
+        for slot in slots:
+            slot.close()
+        progress.close()
     reused = sum(1 for r in records if r.pop("_reused", False))
     gradebook.write(opts.out / "gradebook.csv", assignment, records)
     if any(i.kind == "manual" for i in assignment.items):
@@ -206,7 +219,7 @@ def _reusable(previous: dict[str, Any] | None, sub: intake.Submission, ctx: Cont
     return items, facts
 
 
-def _grade_one(sub: intake.Submission, ctx: Context, opts: Options) -> dict[str, Any]:
+def _grade_one(sub: intake.Submission, ctx: Context, opts: Options, slot: Slot | None = None) -> dict[str, Any]:
     assignment = ctx.assignment
     path = _result_path(opts, sub)
     previous = _load_previous(path) if path.exists() else None
@@ -224,7 +237,8 @@ def _grade_one(sub: intake.Submission, ctx: Context, opts: Options) -> dict[str,
         sub.status, sub.reason = facts["intake_status"], facts.get("intake_reason", "")
         todo = set()
     if sub.status == "ok" and (todo or not facts):
-        box = Path(tempfile.mkdtemp(prefix="box-"))
+        box = slot.clear_box() if slot is not None else Path(tempfile.mkdtemp(prefix="box-"))
+        factory = (lambda files: ForkedSandbox(slot, files, opts.limits)) if slot is not None else None
         try:
             intake.extract(sub, assignment, box)
             answers, sources = answers_mod.extract(box)  # before any student code runs
@@ -233,7 +247,7 @@ def _grade_one(sub: intake.Submission, ctx: Context, opts: Options) -> dict[str,
                 fresh = run_checks(ctx.checks, box, sub.module_files, ctx.mode, opts.limits, only=todo,
                                    timeout_scale=opts.timeout_scale, threads=opts.threads,
                                    data_dir=assignment.public_data_dir, answers=answers,
-                                   figure_dir=opts.out / "feedback" / f"{sub.student_id}-figures")
+                                   figure_dir=opts.out / "feedback" / f"{sub.student_id}-figures", factory=factory)
                 ran = sorted(todo)
                 outcomes = _in_check_order(ctx.checks, outcomes + fresh)
         except intake.IntakeError as exc:
@@ -242,7 +256,10 @@ def _grade_one(sub: intake.Submission, ctx: Context, opts: Options) -> dict[str,
             sub.status, sub.reason = "grader_error", f"{type(exc).__name__}: {exc}"
             traceback.print_exc(file=sys.stderr)
         finally:
-            shutil.rmtree(box, ignore_errors=True)
+            if slot is None:
+                shutil.rmtree(box, ignore_errors=True)
+            else:
+                slot.clear_box()
     elif sub.status == "ok":
         sub.module_files = facts.get("modules") or {}
     graded = sub.status == "ok"

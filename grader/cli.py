@@ -25,6 +25,9 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--force", action="store_true", help="regrade even when a matching result exists")
     g.add_argument("--only", action="append", default=[], metavar="ITEM",
                    help="regrade this rubric item for the whole class (repeatable); other items keep their results")
+    g.add_argument("--fork-server", action=argparse.BooleanOptionalAction, default=True,
+                   help="with bubblewrap, fork each submission's worker from a sandboxed process that has "
+                        "imported numpy/torch once (default: on)")
     g.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar (default: when stderr is a terminal)")
     g.add_argument("--sandbox", choices=["bwrap", "rlimits"], help="force a sandbox mode (default: best available)")
@@ -61,6 +64,7 @@ def _grade(args: argparse.Namespace) -> int:
         times=intake.read_times(args.times) if args.times else None,
         limits=limits, mode=args.sandbox, force=args.force, timeout_scale=args.timeout_scale,
         threads=max(1, (os.cpu_count() or 1) // max(1, args.jobs)), only=frozenset(args.only), progress=args.progress,
+        fork_server=args.fork_server,
     )
     records = batch.grade_folder(assignment, args.submissions, opts, log=lambda m: print(m, file=sys.stderr))
     print(gradebook.render(assignment, records))

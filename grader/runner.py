@@ -4,6 +4,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Callable
 
 from .checks import Check, CheckFailed, ModuleUnavailable, Student
 from .sandbox import Limits, Sandbox, SandboxError, StudentError
@@ -33,7 +34,8 @@ class Outcome:
 def run_checks(checks: list[Check], box: Path, module_files: dict[str, str], mode: str,
                limits: Limits = Limits(), only: set[str] | None = None, threads: int = 1,
                timeout_scale: float = 1.0, data_dir: Path | None = None,
-               answers: dict[str, str] | None = None, figure_dir: Path | None = None) -> list[Outcome]:
+               answers: dict[str, str] | None = None, figure_dir: Path | None = None,
+               factory: Callable[[dict[str, str]], Sandbox] | None = None) -> list[Outcome]:
     """Run every check in a sandbox over `box`; a timeout or crash restarts the sandbox and goes on."""
     outcomes: list[Outcome] = []
     sandbox: Sandbox | None = None
@@ -43,7 +45,8 @@ def run_checks(checks: list[Check], box: Path, module_files: dict[str, str], mod
             if only is not None and chk.item not in only:
                 continue
             if sandbox is None or not sandbox.alive:
-                sandbox = Sandbox(box, module_files, mode, limits, threads, data_dir=data_dir)
+                sandbox = (factory(module_files) if factory is not None
+                           else Sandbox(box, module_files, mode, limits, threads, data_dir=data_dir))
                 try:
                     sandbox.start()
                 except SandboxError as exc:
@@ -85,6 +88,9 @@ def _run_one(chk: Check, student: Student) -> Outcome:
     except SandboxError as exc:
         student.sandbox.close()
         return done(exc.status, f"{exc.status}: {exc}", hint="look for infinite loops, huge allocations or exit calls")
+    except Exception as exc:  # noqa: BLE001 - a check tripping over an odd value fails that check, not the batch
+        return done("failed", f"the value your code returned could not be checked ({type(exc).__name__}: {exc})"[:600],
+                    hint="return exactly the types and shapes the docstring asks for")
     return done("passed")
 
 

@@ -196,8 +196,10 @@ def _pixels(fig: Any) -> Any:
     return np.array(fig.canvas.buffer_rgba(), dtype=np.uint8)
 
 
-def main() -> None:
-    module_files = json.loads(sys.argv[1])
+def main(module_files: dict[str, str] | None = None) -> None:
+    """Serve requests on stdin/stdout; the module map comes from argv, or from the zygote after a fork."""
+    if module_files is None:
+        module_files = json.loads(sys.argv[1])
     # The protocol gets private copies of stdin/stdout; the student's prints go to stderr.
     proto_in = os.fdopen(os.dup(0), "rb")
     proto_out = os.fdopen(os.dup(1), "wb")

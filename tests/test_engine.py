@@ -132,7 +132,11 @@ def test_items_not_built_or_manual_are_reported_not_dropped():
     a = spec.load(A2)
     scores = {s.item.id: s for s in score_items(a, _outcomes({"4.1": (3, 1)}))}
     assert scores["2.2"].score is None and scores["2.2"].state == "manual"
-    assert scores["1.1"].score is None and scores["1.1"].state == "not_built"
+    unbuilt = [i.id for i in a.items if i.kind == "auto" and not i.built]
+    for item in unbuilt:  # whatever is still declared but not built is reported, never a silent zero
+        assert scores[item].score is None and scores[item].state == "not_built"
+    skipped = {s.item.id: s for s in score_items(a, _outcomes({"4.1": (3, 1)}), skipped={"2.1"})}
+    assert skipped["2.1"].score is None and skipped["2.1"].state == "skipped"
     assert scores["4.1"].score == 9.0
 
 

@@ -19,7 +19,10 @@ from grader.intake import IntakeError
 GOOD = "Assignment2_12345678d_CHAN_Dawen.zip"
 MODULE_FILES = {"Raysampling.py": "def stratified_sampling(near, far, n):\n    pass\n",
                 "volume_rendering.py": "def volume_rendering(rgb, sigma, t):\n    pass\n",
-                "dcnn.py": "class DeformableConv2d:\n    pass\n"}
+                "dcnn.py": "class DeformableConv2d:\n    pass\n",
+                "resnet_vgg.py": "def build_models(num_classes=10, pretrained=False):\n    pass\n",
+                "tiny_nerf.py": "def positional_encoding(x):\n    pass\n"}
+ALL = ("Raysampling", "volume_rendering", "dcnn", "resnet_vgg", "tiny_nerf")
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +42,8 @@ def make_zip(path: Path, members, compression: int = zipfile.ZIP_DEFLATED) -> Pa
     return path
 
 
-def good_members(prefix: str = "") -> list[tuple[str, str]]:
-    return [(prefix + name, text) for name, text in MODULE_FILES.items()]
+def good_members(prefix: str = "", names: tuple[str, ...] = ("Raysampling.py", "volume_rendering.py", "dcnn.py")) -> list[tuple[str, str]]:
+    return [(prefix + name, MODULE_FILES[name]) for name in names]
 
 
 def snapshot(root: Path) -> set[Path]:
@@ -143,9 +146,9 @@ def test_misnamed_id_from_odd_file_name_is_safe(tmp_path, a2):
 
 # -- extract: layouts that should work ------------------------------------------------------------
 def test_three_files_at_top_level(unpack):
-    """Do the three module files at the zip's top level map to themselves, with no notes?"""
-    sub = unpack.extract(unpack.zip(good_members()))
-    assert sub.module_files == {"Raysampling": "Raysampling.py", "volume_rendering": "volume_rendering.py", "dcnn": "dcnn.py"}
+    """Do the module files at the zip's top level map to themselves, with no notes?"""
+    sub = unpack.extract(unpack.zip(good_members(names=tuple(MODULE_FILES))))
+    assert sub.module_files == {m: f"{m}.py" for m in ALL}
     assert sub.notes == [] and sub.status == "ok"
     assert (unpack.box / "dcnn.py").read_text() == MODULE_FILES["dcnn.py"]
 
@@ -153,7 +156,7 @@ def test_three_files_at_top_level(unpack):
 def test_single_file_layout_maps_every_module(unpack):
     """Does the handout's single Assignment2_<ID>_<NAME>.py serve all three modules?"""
     sub = unpack.extract(unpack.zip([("Assignment2_12345678d_CHAN_Dawen.py", "# everything\n"), ("README.txt", "hi")]))
-    assert sub.module_files == {m: "Assignment2_12345678d_CHAN_Dawen.py" for m in ("Raysampling", "volume_rendering", "dcnn")}
+    assert sub.module_files == {m: "Assignment2_12345678d_CHAN_Dawen.py" for m in ALL}
     assert sub.notes == []
 
 
@@ -161,13 +164,13 @@ def test_single_file_in_a_folder_fills_only_missing_modules(unpack):
     """With dcnn.py plus the single file in a folder, does dcnn keep its own file and the rest use the single file?"""
     single = "Assignment2_12345678d_CHAN_Dawen/Assignment2_12345678d_CHAN_Dawen.py"
     sub = unpack.extract(unpack.zip([(single, "# tasks 4 and 5\n"), ("dcnn.py", MODULE_FILES["dcnn.py"])]))
-    assert sub.module_files == {"Raysampling": single, "volume_rendering": single, "dcnn": "dcnn.py"}
+    assert sub.module_files == {**{m: single for m in ALL}, "dcnn": "dcnn.py"}
 
 
 def test_one_lone_python_file_is_used_for_everything(unpack):
     """Is a zip holding one Python file under any other name treated as the single-file layout?"""
     sub = unpack.extract(unpack.zip([("my_answers.py", "# all tasks\n")]))
-    assert set(sub.module_files.values()) == {"my_answers.py"} and len(sub.module_files) == 3
+    assert set(sub.module_files.values()) == {"my_answers.py"} and len(sub.module_files) == len(ALL)
 
 
 def test_nested_folder_and_different_case(unpack):

@@ -1,0 +1,234 @@
+"""Job slots with a fork server: pay the interpreter and torch imports once per slot, not per submission.
+
+A `Slot` is one bubblewrap sandbox (exactly the isolation of `Sandbox`) whose process is the zygote
+(grader/zygote.py). The zygote imports numpy, torch, torchvision and matplotlib before any student code
+exists. For each submission the grader empties the slot's box, unpacks the submission into it and asks
+the zygote to fork; the child becomes that submission's worker. When the submission is done (or times
+out) the zygote kills every other process in the sandbox and empties /tmp, so nothing carries over to
+the next submission; if it cannot (it died, hangs, or processes survive), the whole slot is killed and
+started afresh. One slot serves one submission at a time (one slot per job).
+
+Only in bwrap mode: the zygote's clean-up relies on the sandbox's own pid namespace.
+"""
+from __future__ import annotations
+
+import json
+import os
+import select
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+SLOT_MOUNT = "/.slot"  # read-only view of the slot folder; the child copies it into its box
+
+from .sandbox import BOX_MOUNT, CODE_MOUNT, Limits, PidsCgroup, Sandbox, SandboxCrashed, SandboxError, _user_process_count
+
+
+class Slot:
+    """One long-lived sandbox running the zygote, reused for submission after submission."""
+
+    def __init__(self, limits: Limits = Limits(), threads: int = 1, data_dir: Path | None = None) -> None:
+        self.limits, self.threads, self.data_dir = limits, threads, data_dir
+        self.box = Path(tempfile.mkdtemp(prefix="slot-")).resolve()
+        self.box.chmod(0o777)
+        self.proc: subprocess.Popen | None = None
+        self.ctl: socket.socket | None = None
+        self.cgroup: PidsCgroup | None = None
+        self.starts = 0
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def start(self) -> None:
+        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        shape = Sandbox(self.box, {}, "bwrap", self.limits, self.threads, data_dir=self.data_dir)
+        cmd, raw = [], shape.command()
+        while raw:  # drop per-file binds of whatever the box holds now: children copy their files in
+            if raw[0] == "--ro-bind" and raw[1].startswith(f"{self.box}/"):
+                raw = raw[3:]
+                continue
+            cmd.append(raw.pop(0))
+        cmd = cmd[: cmd.index(f"{CODE_MOUNT}/worker.py")] + [f"{CODE_MOUNT}/zygote.py", str(child.fileno())]
+        if "--tmpfs" in cmd and BOX_MOUNT in cmd[cmd.index("--tmpfs"):]:  # box is a tmpfs: show the slot read-only
+            at = cmd.index("--remount-ro")
+            cmd[at:at] = ["--ro-bind", str(self.box), SLOT_MOUNT]
+        shape.cgroup = self.cgroup = PidsCgroup(self.limits.processes)
+        shape._nproc = _user_process_count() + self.limits.processes
+        self.proc = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            cwd=str(self.box), env={"PATH": "/usr/bin:/bin"}, start_new_session=True,
+            preexec_fn=shape._preexec, pass_fds=(child.fileno(),),
+        )
+        child.close()
+        self.ctl = parent
+        self.starts += 1
+        reply = self._recv(self.limits.start_timeout * 3)
+        if reply.get("op") != "ready":
+            self.kill()
+            raise SandboxCrashed("the fork server did not start")
+
+    def kill(self) -> None:
+        proc, self.proc = self.proc, None
+        if self.ctl is not None:
+            self.ctl.close()
+            self.ctl = None
+        if proc is not None:
+            try:
+                os.killpg(proc.pid, 9)
+            except (ProcessLookupError, PermissionError):
+                pass
+            proc.kill()
+            proc.wait()
+        if self.cgroup is not None:
+            self.cgroup.kill_all()
+            self.cgroup = None
+
+    def close(self) -> None:
+        self.kill()
+        shutil.rmtree(self.box, ignore_errors=True)
+
+    # -- per submission ----------------------------------------------------------------------------
+    def clear_box(self) -> Path:
+        """Empty the box (the folder itself stays: it is bind-mounted into the running sandbox)."""
+        for entry in self.box.iterdir():
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+        return self.box
+
+    def fork(self, module_files: dict[str, str], fds: list[int]) -> int:
+        if not self.alive:
+            self.kill()
+            self.start()
+        try:
+            socket.send_fds(self.ctl, [json.dumps({"op": "fork", "modules": module_files}).encode()], fds)
+            reply = self._recv(30)
+        except (OSError, SandboxError):
+            self.kill()
+            raise SandboxCrashed("the fork server stopped") from None
+        if reply.get("op") != "forked":
+            self.kill()
+            raise SandboxCrashed("the fork server refused to fork")
+        return int(reply["pid"])
+
+    def reap(self) -> None:
+        """Kill the submission's processes and empty /tmp; restart the slot when that fails."""
+        if not self.alive:
+            self.kill()
+            return
+        try:
+            self.ctl.send(json.dumps({"op": "reap"}).encode())
+            reply = self._recv(15)
+            if reply.get("op") != "clean" or reply.get("left"):
+                raise SandboxCrashed("processes survived the clean-up")
+        except (OSError, SandboxError, ValueError):
+            self.kill()  # the next fork starts a fresh sandbox
+
+    def _recv(self, timeout: float) -> dict[str, Any]:
+        ready, _, _ = select.select([self.ctl], [], [], timeout)
+        if not ready:
+            raise SandboxCrashed("the fork server did not answer")
+        data = self.ctl.recv(1 << 16)
+        if not data:
+            raise SandboxCrashed("the fork server exited")
+        return json.loads(data)
+
+
+class _Pipes:
+    """What Sandbox's request code needs of a process: its three streams, and whether it ended."""
+
+    def __init__(self, stdin: Any, stdout: Any, stderr: Any, pid: int) -> None:
+        self.stdin, self.stdout, self.stderr, self.pid = stdin, stdout, stderr, pid
+        self.returncode = None
+        self.ended = False
+
+    def poll(self) -> int | None:
+        return 1 if self.ended else None
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        return self.returncode
+
+
+class ForkedSandbox(Sandbox):
+    """A submission's worker forked from a slot's zygote; the same requests as a `Sandbox`."""
+
+    def __init__(self, slot: Slot, module_files: dict[str, str], limits: Limits = Limits()) -> None:
+        super().__init__(slot.box, module_files, "bwrap", limits, slot.threads, data_dir=slot.data_dir)
+        self.slot = slot
+        self.ns_pid = 0
+
+    def start(self) -> None:
+        files = {m: f"{BOX_MOUNT}/{p}" for m, p in self.module_files.items()}
+        r_in, w_in = os.pipe()
+        r_out, w_out = os.pipe()
+        r_err, w_err = os.pipe()
+        try:
+            self.ns_pid = self.slot.fork(files, [r_in, w_out, w_err])
+        finally:
+            for fd in (r_in, w_out, w_err):
+                os.close(fd)
+        self.proc = _Pipes(os.fdopen(w_in, "wb"), os.fdopen(r_out, "rb"), os.fdopen(r_err, "rb"),
+                           self.slot.proc.pid if self.slot.proc else 0)
+        os.set_blocking(r_out, False)
+        threading.Thread(target=self._drain_stderr, daemon=True).start()
+        self._read_reply(0, self.limits.start_timeout)
+
+    def _crashed(self, what: str) -> None:
+        if isinstance(self.proc, _Pipes):
+            self.proc.ended = True
+        super()._crashed(what)
+
+    def close(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        proc.ended = True
+        for stream in (proc.stdin, proc.stdout):
+            try:
+                stream.close()
+            except OSError:
+                pass
+        self.slot.reap()  # stderr closes when the child dies; the drain thread then ends
+
+    def peak_memory_mb(self, reset: bool = True) -> float:
+        """Peak resident memory of this submission's worker (the zygote's own pages not counted)."""
+        host = _host_pid(self.slot.proc.pid if self.slot.proc else 0, self.ns_pid)
+        if not host:
+            return 0.0
+        peak = 0
+        try:
+            for line in Path(f"/proc/{host}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peak = int(line.split()[1])
+            if reset:
+                Path(f"/proc/{host}/clear_refs").write_text("5")
+        except (OSError, ValueError):
+            return 0.0
+        return round(peak / 1024, 1)
+
+
+def _host_pid(root: int, ns_pid: int) -> int:
+    """The host pid of the process that is `ns_pid` inside the sandbox started as host pid `root`."""
+    todo, seen = [root], set()
+    while todo and root:
+        pid = todo.pop()
+        if pid in seen:
+            continue
+        seen.add(pid)
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("NSpid:") and pid != root:
+                    ids = line.split()[1:]
+                    if len(ids) > 1 and int(ids[-1]) == ns_pid:
+                        return pid
+            todo += [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+        except (OSError, ValueError):
+            continue
+    return 0

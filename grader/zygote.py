@@ -1,0 +1,185 @@
+"""Runs INSIDE the sandbox as a job slot's fork server (the "zygote"); never runs student code itself.
+
+Started by grader/forkserver.py under bubblewrap with the same isolation as a plain worker. It
+imports the heavy libraries once, while no student code exists, then for each submission:
+  fork  -> the child takes the three pipes the grader sent (SCM_RIGHTS) as stdin/stdout/stderr and
+           becomes an ordinary worker (worker.main) for that submission's box;
+  reap  -> the zygote SIGKILLs every process of the sandbox except itself and the namespace's init
+           (kill(-1)), waits until none is left, and empties /tmp and /dev/shm, so nothing of one
+           submission survives into the next. The grader replaces the box's files itself.
+The zygote is made non-dumpable, so a child (same uid) cannot ptrace it or read its memory; a child
+can still signal it, which only makes the grader restart the slot.
+"""
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import sys
+import time
+
+sys.path[:0] = [os.path.dirname(os.path.abspath(__file__))]
+CONTROL_FD = 3
+BOX, SLOT = "/box", "/.slot"  # the box (a size-capped tmpfs) and the read-only view of this submission's files
+PR_SET_PDEATHSIG, PR_SET_DUMPABLE = 1, 4
+PRELOAD = ("numpy", "scipy.stats", "matplotlib.pyplot", "torch", "torchvision")
+
+
+def _prctl(option: int, value: int) -> None:
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _preload() -> list[str]:
+    import importlib
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    loaded = []
+    for name in PRELOAD:
+        try:
+            importlib.import_module(name)
+            loaded.append(name)
+        except Exception:  # noqa: BLE001 - a missing optional library is imported later by the child
+            pass
+    import notebook  # noqa: F401 - the worker's own modules, so children start at once
+    import protocol  # noqa: F401
+    import worker  # noqa: F401
+
+    return loaded
+
+
+def _child(fds: list[int], ctl: socket.socket, modules: dict[str, str]) -> None:
+    try:
+        ctl.close()
+        for target, fd in zip((0, 1, 2), fds):
+            os.dup2(fd, target)
+        for fd in fds:
+            if fd > 2:
+                os.close(fd)
+        os.closerange(3, 1024)
+        _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD, signal.SIGPIPE):
+            signal.signal(sig, signal.SIG_DFL)
+        _fill_box()
+        os.chdir(BOX)
+        seed = int.from_bytes(os.urandom(4), "little")  # a fresh process would not share the zygote's state
+        random.seed(seed)
+        if "numpy" in sys.modules:
+            sys.modules["numpy"].random.seed(seed)
+        import worker
+
+        worker.main(modules)
+    finally:
+        os._exit(0)
+
+
+def _fill_box() -> None:
+    """Copy the submission's files from the slot's read-only view into the empty box tmpfs."""
+    if not os.path.isdir(SLOT):
+        return  # old bubblewrap: the slot folder itself is the box
+    for root, dirs, files in os.walk(SLOT):
+        rel = os.path.relpath(root, SLOT)
+        target = os.path.normpath(os.path.join(BOX, rel))
+        os.makedirs(target, exist_ok=True)
+        for name in files:
+            src = os.path.join(root, name)
+            if os.path.islink(src) or not os.path.isfile(src):
+                continue
+            shutil.copyfile(src, os.path.join(target, name))
+            os.chmod(os.path.join(target, name), 0o444)
+
+
+def _empty(folder: str) -> None:
+    if not os.path.isdir(folder):
+        return
+    for entry in os.listdir(folder):
+        path = os.path.join(folder, entry)
+        try:
+            if os.path.isdir(path) and not os.path.islink(path):
+                for sub, _, _ in os.walk(path):
+                    os.chmod(sub, 0o700)
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                os.unlink(path)
+        except OSError:
+            pass
+
+
+def _reap(me: int) -> int:
+    """Kill everything in this sandbox but the zygote and init; return how many were left."""
+    left = 0
+    for _ in range(200):
+        try:
+            os.kill(-1, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        while True:
+            try:
+                pid, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                break
+        others = [p for p in os.listdir("/proc") if p.isdigit() and int(p) not in (1, me)]
+        others = [p for p in others if _alive(p)]
+        left = len(others)
+        if not left:
+            break
+        time.sleep(0.01)
+    for folder in ("/tmp", "/dev/shm") + ((BOX,) if os.path.isdir(SLOT) else ()):
+        _empty(folder)
+    os.makedirs("/tmp/mpl", exist_ok=True)
+    return left
+
+
+def _alive(pid: str) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def main() -> None:
+    if os.getpid() > 3:  # kill(-1) below is only safe inside the sandbox's own pid namespace
+        sys.exit("zygote: refusing to run outside a pid namespace")
+    _prctl(PR_SET_DUMPABLE, 0)
+    ctl = socket.socket(fileno=int(sys.argv[1]) if len(sys.argv) > 1 else CONTROL_FD)
+    loaded = _preload()
+    me = os.getpid()
+    ctl.send(json.dumps({"op": "ready", "preloaded": loaded}).encode())
+    while True:
+        try:
+            data, fds, _, _ = socket.recv_fds(ctl, 1 << 16, 3)
+        except OSError:
+            return
+        if not data:
+            return
+        msg = json.loads(data)
+        if msg.get("op") == "fork" and len(fds) == 3:
+            pid = os.fork()
+            if pid == 0:
+                _child(fds, ctl, msg.get("modules", {}))
+            for fd in fds:
+                os.close(fd)
+            ctl.send(json.dumps({"op": "forked", "pid": pid}).encode())
+        elif msg.get("op") == "reap":
+            for fd in fds:
+                os.close(fd)
+            ctl.send(json.dumps({"op": "clean", "left": _reap(me)}).encode())
+        else:
+            for fd in fds:
+                os.close(fd)
+            ctl.send(json.dumps({"op": "error", "message": "unknown request"}).encode())
+
+
+if __name__ == "__main__":
+    main()

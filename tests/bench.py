@@ -1,0 +1,268 @@
+"""`make bench`: how fast the grader is at class scale, against a floor, on this machine.
+
+For each assignment it builds a synthetic class (correct, buggy, crashing and hanging submissions in
+roughly a real class's proportions), grades it with the real command and prints, and appends to
+tests/bench_results.md with the date and the machine:
+  * per-submission median and total wall time, peak memory per submission (from the results'
+    provenance) and of the grader process itself;
+  * the speed-up from --jobs 1 to --jobs 2, and the time of an unchanged rerun;
+  * grader time / floor, where the floor runs the same student functions through the same checks
+    for the same well-behaved submissions in ONE plain Python process: no sandbox, no process per
+    submission, no reporting (the worker's request handler is called directly);
+  * for notebook assignments, grading one notebook submission against executing the same notebook
+    with nbclient and a Jupyter kernel;
+  * the wall time of grading the reference submission on every item (COMP4423 A2: < 3 min target).
+
+    python tests/bench.py [--n 40] [--assignment comp4423_a2] [--quick]
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT)]
+RESULTS = Path(__file__).resolve().parent / "bench_results.md"
+ZIP_TIME = (2023, 3, 29, 12, 0, 0)
+
+# The numeric items of COMP4423 A2 (the training items 1.x and 6.x are timed separately, on the reference).
+A2_NUMERIC = ["2.1", "3.1", "4.1", "4.2", "5.1", "5.2"]
+
+
+def _zip(path: Path, files: dict[str, str]) -> None:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, text in sorted(files.items()):
+            info = zipfile.ZipInfo(name, date_time=ZIP_TIME)
+            info.external_attr = 0o100644 << 16
+            zf.writestr(info, text)
+    path.write_bytes(buf.getvalue())
+
+
+# -- synthetic classes ------------------------------------------------------------------------------
+def a2_class(folder: Path, n: int) -> dict[str, str]:
+    """n COMP4423 A2 zips: 60% correct, 20% buggy, 10% starter, 5% crashing, 5% hanging. Returns id -> kind."""
+    sys.path.insert(0, str(ROOT / "fixtures"))
+    import make_comp4423_a2 as fx  # noqa: PLC0415
+
+    ref = {k: v for k, v in fx.reference_files().items() if k in ("Raysampling.py", "volume_rendering.py", "dcnn.py")}
+    ref["answers.md"] = (fx.SOLUTION / "answers.md").read_text()
+    starter = {k: (fx.STARTER / k).read_text() for k in ref}
+    bugs = fx.BUGS
+    kinds: dict[str, str] = {}
+    plan = (["correct"] * 12 + ["buggy"] * 4 + ["starter"] * 2 + ["crash"] + ["hang"])
+    for i in range(n):
+        kind = plan[i % len(plan)]
+        sid = f"{10000000 + i:08d}x"
+        files = dict(ref)
+        if kind == "buggy":
+            name, old, new = bugs[i % len(bugs)]
+            files[name] = files[name].replace(old, new)
+        elif kind == "starter":
+            files = dict(starter)
+        elif kind == "crash":
+            files["dcnn.py"] = "import os\nos._exit(3)\n" + files["dcnn.py"]
+        elif kind == "hang":
+            files["volume_rendering.py"] = "while True:\n    pass\n" + files["volume_rendering.py"]
+        files = {k: v + f"\n# submission {i}\n" if k.endswith(".py") else v for k, v in files.items()}
+        _zip(folder / f"Assignment2_{sid}_Bench_Student.zip", files)
+        kinds[sid] = kind
+    return kinds
+
+
+# -- the floor --------------------------------------------------------------------------------------
+class LocalSandbox:
+    """The worker's request handler called in this process: the checks' work without any isolation."""
+
+    def __init__(self, box: Path, module_files: dict[str, str], data_dir: Path) -> None:
+        sys.path.insert(0, str(ROOT / "grader"))
+        import worker  # noqa: PLC0415 - the worker module, imported the way the sandbox runs it
+
+        os.chdir(box)
+        self.worker = worker.Worker({m: str(box / p) for m, p in module_files.items()})
+        self.data_dir = data_dir
+        self.gpus: list[str] = []
+        self.alive = True
+
+    @property
+    def data_path(self) -> str:
+        return str(self.data_dir)
+
+    def request(self, message: dict[str, Any], timeout: float) -> Any:
+        from grader import protocol
+        from grader.sandbox import StudentError
+
+        try:
+            value = self.worker.handle(protocol.loads(protocol.dumps(message)))
+        except Exception as exc:  # noqa: BLE001
+            raise StudentError(type(exc).__name__, str(exc), "") from None
+        return protocol.decode(value)
+
+    def close(self) -> None:
+        pass
+
+
+def floor_seconds(assignment_id: str, zips: list[Path], only: list[str] | None) -> float:
+    """Extract, then time the checks for every submission in this one process."""
+    from grader import answers, intake, spec
+    from grader.checks import Student, load_checks
+    from grader.runner import _run_one
+
+    a = spec.load(assignment_id)
+    checks = [c for c in load_checks(a.solution_dir / "hidden") if not only or c.item in only]
+    boxes = []
+    tmp = Path(tempfile.mkdtemp(prefix="floor-"))
+    for z in zips:
+        sub = intake.identify(z, a)
+        box = tmp / sub.student_id
+        box.mkdir()
+        intake.extract(sub, a, box)
+        boxes.append((box, sub.module_files, answers.extract(box)[0]))
+    cwd = os.getcwd()
+    start = time.perf_counter()
+    for box, modules, ans in boxes:
+        sandbox = LocalSandbox(box, modules, a.public_data_dir)
+        state: dict = {}
+        for chk in checks:
+            _run_one(chk, Student(sandbox, timeout=chk.timeout, module_state=state, answers=ans))
+    took = time.perf_counter() - start
+    os.chdir(cwd)
+    shutil.rmtree(tmp, ignore_errors=True)
+    return took
+
+
+# -- grading with the real command -----------------------------------------------------------------
+def grade(assignment: str, subs: Path, out: Path, jobs: int, only: list[str] | None = None) -> tuple[float, str]:
+    cmd = [sys.executable, "-m", "grader", "grade", str(subs), "--assignment", assignment, "--out", str(out),
+           "--jobs", str(jobs), "--no-progress"]
+    for item in only or []:
+        cmd += ["--only", item]
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    took = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"grading failed:\n{proc.stderr[-3000:]}")
+    return took, proc.stderr
+
+
+def per_submission(out: Path) -> tuple[list[float], list[float]]:
+    secs, peaks = [], []
+    for path in sorted((out / "results").glob("*.json")):
+        rec = json.loads(path.read_text())["extra_data"]
+        secs.append(float(rec.get("seconds", 0.0)))
+        items = rec.get("provenance", {}).get("items", {})
+        peaks.append(max((v.get("peak_mb", 0.0) for v in items.values()), default=0.0))
+    return secs, peaks
+
+
+def bench_assignment(assignment: str, n: int, build: Callable[[Path, int], dict[str, str]], only: list[str] | None,
+                     lines: list[str]) -> None:
+    work = Path(tempfile.mkdtemp(prefix=f"bench-{assignment}-"))
+    subs = work / "class"
+    subs.mkdir()
+    kinds = build(subs, n)
+    counts = {k: sum(1 for v in kinds.values() if v == k) for k in sorted(set(kinds.values()))}
+    print(f"[{assignment}] class of {n}: {counts}", flush=True)
+
+    t1, _ = grade(assignment, subs, work / "out1", 1, only)
+    print(f"[{assignment}] --jobs 1: {t1:.1f} s", flush=True)
+    t2, _ = grade(assignment, subs, work / "out2", 2, only)
+    print(f"[{assignment}] --jobs 2: {t2:.1f} s", flush=True)
+    t3, log = grade(assignment, subs, work / "out2", 2, only)
+    print(f"[{assignment}] unchanged rerun: {t3:.2f} s", flush=True)
+    secs, peaks = per_submission(work / "out1")
+
+    good = sorted(p for p in subs.glob("*.zip") if kinds[p.name.split("_")[1]] in ("correct", "buggy", "starter"))
+    wb = work / "wellbehaved"
+    wb.mkdir()
+    for p in good:
+        shutil.copy(p, wb / p.name)
+    tg, _ = grade(assignment, wb, work / "out_wb", 1, only)
+    tf = floor_seconds(assignment, good, only)
+    print(f"[{assignment}] well-behaved {len(good)}: grader --jobs 1 {tg:.1f} s, floor {tf:.1f} s", flush=True)
+
+    lines += [
+        f"### {assignment}: class of {n} ({', '.join(f'{v} {k}' for k, v in counts.items())})"
+        + (f", items {' '.join(only)}" if only else ""),
+        "",
+        "| measure | value |",
+        "| --- | --- |",
+        f"| per-submission wall time, median (--jobs 1) | {statistics.median(secs):.2f} s |",
+        f"| per-submission wall time, max (--jobs 1) | {max(secs):.2f} s |",
+        f"| total, --jobs 1 | {t1:.1f} s |",
+        f"| total, --jobs 2 | {t2:.1f} s |",
+        f"| speed-up --jobs 1 -> 2 | {t1 / t2:.2f}x (target >= 1.7x) |",
+        f"| unchanged rerun (--jobs 2) | {t3:.2f} s, {t2 / t3:.0f}x faster than the first run (target >= 20x) |",
+        f"| peak memory of one sandbox, median / max | {statistics.median(peaks):.0f} / {max(peaks):.0f} MB |",
+        f"| well-behaved subset ({len(good)}): grader --jobs 1 | {tg:.1f} s |",
+        f"| same subset: floor (one process, no sandbox, no reports) | {tf:.1f} s |",
+        f"| grader / floor | {tg / tf:.2f} (target <= 1.5) |",
+        "",
+    ]
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def bench_reference_full(lines: list[str]) -> None:
+    work = Path(tempfile.mkdtemp(prefix="bench-ref-"))
+    src = ROOT / "fixtures" / "examples" / "comp4423_a2" / "Assignment2_11111111a_REF_Solution.zip"
+    (work / "subs").mkdir()
+    shutil.copy(src, work / "subs" / src.name)
+    took, _ = grade("comp4423_a2", work / "subs", work / "out", 1)
+    rec = json.loads(next((work / "out" / "results").glob("*.json")).read_text())["extra_data"]
+    per_item = rec["provenance"]["items"]
+    print(f"[comp4423_a2] reference on every item: {took:.1f} s, total {rec['total']}", flush=True)
+    lines += [
+        "### comp4423_a2: the reference submission on every automatic item (`make grade` on it)",
+        "",
+        f"Wall time {took:.1f} s (target < 180 s); total {rec['total']:g} marks.",
+        "",
+        "| item | seconds | peak MB |",
+        "| --- | --- | --- |",
+    ] + [f"| {i} | {v['seconds']:.1f} | {v['peak_mb']:.0f} |" for i, v in sorted(per_item.items())] + [""]
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="grader benchmark")
+    parser.add_argument("--n", type=int, default=40, help="submissions per synthetic class")
+    parser.add_argument("--assignment", action="append", help="only these assignments")
+    args = parser.parse_args()
+    lines = [f"## {datetime.now().astimezone().isoformat(timespec='seconds')} on {platform.node()}: "
+             f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}, Python {platform.python_version()}", ""]
+    wanted = args.assignment or ["comp4423_a2", "cs188_hw4"]
+    if "comp4423_a2" in wanted:
+        bench_assignment("comp4423_a2", args.n, a2_class, A2_NUMERIC, lines)
+        bench_reference_full(lines)
+    if "cs188_hw4" in wanted and (ROOT / "solutions" / "cs188_hw4" / "rubric.toml").exists():
+        try:
+            from bench_cs188 import bench_notebooks  # noqa: PLC0415
+        except ImportError:
+            bench_notebooks = None
+        if bench_notebooks is not None:
+            bench_notebooks(args.n, lines, grade, floor_seconds, bench_assignment)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    lines += [f"Peak memory of the benchmark process itself (incl. the in-process floor): {peak:.0f} MB.", "", ""]
+    text = "\n".join(lines)
+    print("\n" + text)
+    header = "# Benchmark results (`make bench`)\n\nNewest first. Each run: date, machine, then the figures.\n\n"
+    old = RESULTS.read_text() if RESULTS.exists() else ""
+    RESULTS.write_text(header + text + "\n" + (old[len(header):] if old.startswith(header) else old))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
