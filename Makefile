@@ -8,7 +8,7 @@ OUT       ?= out/$(ASSIGNMENT)
 TIMES     ?= $(wildcard $(SUBMISSIONS)/times.csv)
 JOBS      ?= $(shell nproc 2>/dev/null || echo 1)
 
-.PHONY: grade test starter fixtures selfcheck env sandbox clean
+.PHONY: grade test bench starter fixtures selfcheck env sandbox clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -32,6 +32,11 @@ grade: env
 
 test: env
 	$(PYTHON) -m pytest
+
+# Speed at class scale; figures go to tests/bench_results.md (BENCH_N submissions per synthetic class).
+BENCH_N ?= 40
+bench: env
+	$(PYTHON) tests/bench.py --n $(BENCH_N)
 
 starter: env
 	$(PYTHON) -m grader starter --assignment $(ASSIGNMENT)

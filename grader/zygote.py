@@ -152,6 +152,7 @@ def main() -> None:
     if os.getpid() > 3:  # kill(-1) below is only safe inside the sandbox's own pid namespace
         sys.exit("zygote: refusing to run outside a pid namespace")
     _prctl(PR_SET_DUMPABLE, 0)
+    sys.dont_write_bytecode = True  # -I ignores PYTHONDONTWRITEBYTECODE; keep boxes free of __pycache__
     ctl = socket.socket(fileno=int(sys.argv[1]) if len(sys.argv) > 1 else CONTROL_FD)
     loaded = _preload()
     me = os.getpid()

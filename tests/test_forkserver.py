@@ -1,0 +1,136 @@
+"""The fork server keeps submissions apart: nothing of one submission survives into the next.
+
+Each test drives a real Slot (bubblewrap + zygote) through consecutive submissions, the way a job of
+`grade` does, and checks what the second submission can see or suffer from the first.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from grader.forkserver import ForkedSandbox, Slot
+from grader.sandbox import SandboxError, StudentError, detect_mode
+
+pytestmark = pytest.mark.skipif(detect_mode() != "bwrap", reason="the fork server runs only under bubblewrap")
+
+MARK = "forkserver-test-leftover-7431"
+
+
+def _call(sb: ForkedSandbox, fn: str, timeout: float = 30.0):
+    return sb.request({"op": "call", "target": {"module": "m", "path": fn}, "args": [], "kwargs": {"__dict__": {}}}, timeout)
+
+
+def _submit(slot: Slot, source: str, extra: dict[str, str] | None = None) -> ForkedSandbox:
+    box = slot.clear_box()
+    (box / "m.py").write_text(source)
+    for name, text in (extra or {}).items():
+        (box / name).write_text(text)
+    sb = ForkedSandbox(slot, {"m": "m.py"})
+    sb.start()
+    return sb
+
+
+@pytest.fixture(scope="module")
+def slot():
+    s = Slot()
+    s.start()
+    yield s
+    s.close()
+
+
+ATTACKER = f'''
+import os, subprocess, time
+def plant():
+    open("/tmp/evil.py", "w").write("raise SystemExit")
+    os.makedirs("/tmp/mpl", exist_ok=True)
+    open("/tmp/mpl/matplotlibrc", "w").write("lines.linewidth: 50\\n")
+    open("/box/left_behind.txt", "w").write("answers of student A")
+    if os.path.isdir("/dev/shm"):
+        open("/dev/shm/x", "w").write("x")
+    subprocess.Popen(["sh", "-c", "exec -a {MARK} sleep 300"], start_new_session=True)
+    if os.fork() == 0:
+        os.setsid()
+        time.sleep(300)
+        os._exit(0)
+    return os.getpid()
+'''
+
+VICTIM = '''
+import os
+def look():
+    procs = []
+    for p in os.listdir("/proc"):
+        if p.isdigit():
+            try:
+                procs.append(open(f"/proc/{p}/cmdline", "rb").read().replace(b"\\0", b" ").decode())
+            except OSError:
+                pass
+    shm = sorted(os.listdir("/dev/shm")) if os.path.isdir("/dev/shm") else []
+    return {"tmp": sorted(os.listdir("/tmp")), "box": sorted(os.listdir("/box")), "shm": shm, "procs": procs}
+'''
+
+
+def test_nothing_carries_over_to_the_next_submission(slot: Slot) -> None:
+    a = _submit(slot, ATTACKER, {"secret_of_a.txt": "A's work"})
+    _call(a, "plant")
+    a.close()
+    b = _submit(slot, VICTIM)
+    seen = _call(b, "look")
+    b.close()
+    assert seen["tmp"] in ([], ["mpl"])  # matplotlib's config folder is recreated empty
+    assert seen["box"] == ["m.py"]
+    assert seen["shm"] == []
+    assert not any(MARK in cmd or "sleep" in cmd for cmd in seen["procs"]), seen["procs"]
+
+
+def test_the_zygote_cannot_be_read_or_traced(slot: Slot) -> None:
+    sb = _submit(slot, '''
+import os
+def peek():
+    ppid = os.getppid()
+    for what in ("mem", "environ", "maps"):
+        try:
+            open(f"/proc/{ppid}/{what}", "rb").read(16)
+            return f"read {what}"
+        except OSError:
+            pass
+    return "refused"
+''')
+    try:
+        assert _call(sb, "peek") == "refused"
+    finally:
+        sb.close()
+
+
+def test_killing_the_zygote_only_costs_a_restart(slot: Slot) -> None:
+    sb = _submit(slot, "import os, signal\ndef kill():\n    os.kill(os.getppid(), signal.SIGKILL)\n    return 1\n")
+    try:
+        _call(sb, "kill", timeout=10)
+    except (SandboxError, StudentError):
+        pass
+    sb.close()
+    starts = slot.starts
+    sb = _submit(slot, "def f():\n    return 41 + 1\n")
+    assert _call(sb, "f") == 42
+    sb.close()
+    assert slot.starts == starts + 1
+
+
+def test_a_hung_submission_is_killed_and_the_slot_goes_on(slot: Slot) -> None:
+    sb = _submit(slot, "def spin():\n    while True:\n        pass\n")
+    with pytest.raises(SandboxError):
+        _call(sb, "spin", timeout=2)
+    sb = _submit(slot, "def f():\n    return 'next'\n")
+    assert _call(sb, "f") == "next"
+    sb.close()
+
+
+def test_children_do_not_share_random_state(slot: Slot) -> None:
+    draws = []
+    for _ in range(2):
+        sb = _submit(slot, "import numpy as np\ndef r():\n    return float(np.random.rand())\n")
+        draws.append(_call(sb, "r"))
+        sb.close()
+    assert draws[0] != draws[1]
