@@ -8,6 +8,7 @@ scrubbed environment, a new session and a wall-clock timeout per request.
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import resource
@@ -40,7 +41,7 @@ def gpu_devices() -> list[str]:
 
 @dataclass(frozen=True)
 class Limits:
-    memory_mb: int = 4096  # address space; torch with CUDA libraries maps about 2 GB virtual
+    memory_mb: int = 4096  # data segment (writable private memory); see Sandbox._preexec
     cpu_seconds: int = 300
     file_size_mb: int = 64
     open_files: int = 256
@@ -150,6 +151,16 @@ def detect_mode() -> str:
     return "bwrap" if probe.returncode == 0 else "rlimits"
 
 
+@functools.lru_cache(maxsize=1)
+def _bwrap_can_size() -> bool:
+    """Whether this bubblewrap has --size (0.7+) to cap the size of a tmpfs."""
+    try:
+        out = subprocess.run([shutil.which("bwrap") or "bwrap", "--help"], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return "--size" in out.stdout + out.stderr
+
+
 def _user_process_count() -> int:
     uid, count = os.getuid(), 0
     for entry in Path("/proc").iterdir():
@@ -216,15 +227,18 @@ class Sandbox:
             "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
             "--symlink", "usr/bin", "/bin", "--symlink", "usr/sbin", "/sbin",
             "--proc", "/proc", "--dev", "/dev",
-            "--size", str(self.limits.shm_mb << 20), "--tmpfs", "/dev/shm",
-            "--size", str(self.limits.tmp_mb << 20), "--tmpfs", "/tmp",
             "--ro-bind", str(GRADER_DIR), CODE_MOUNT,
-            # The box is a size-capped tmpfs holding read-only views of the student's files: code
-            # can create files there (figures, scratch) but cannot fill the grader's disk.
-            "--size", str(self.limits.box_mb << 20), "--tmpfs", BOX_MOUNT,
         ]
-        for entry in sorted(self.box.iterdir()):
-            cmd += ["--ro-bind", str(entry), f"{BOX_MOUNT}/{entry.name}"]
+        if _bwrap_can_size():
+            cmd += ["--size", str(self.limits.shm_mb << 20), "--tmpfs", "/dev/shm",
+                    "--size", str(self.limits.tmp_mb << 20), "--tmpfs", "/tmp",
+                    # The box is a size-capped tmpfs holding read-only views of the student's files: code
+                    # can create files there (figures, scratch) but cannot fill the grader's disk.
+                    "--size", str(self.limits.box_mb << 20), "--tmpfs", BOX_MOUNT]
+            for entry in sorted(self.box.iterdir()):
+                cmd += ["--ro-bind", str(entry), f"{BOX_MOUNT}/{entry.name}"]
+        else:  # bubblewrap before 0.7 cannot cap a tmpfs: writes are then bounded only per file and by time
+            cmd += ["--tmpfs", "/tmp", "--bind", str(self.box), BOX_MOUNT]
         if self.data_dir is not None:
             cmd += ["--ro-bind", str(self.data_dir), DATA_MOUNT]
         for node in self.gpus:  # the driver's device nodes only; nothing else of /dev or /sys
@@ -246,11 +260,15 @@ class Sandbox:
                 pass
         lim = self.limits
         mb = 1 << 20
-        # With a GPU, CUDA reserves a huge inaccessible address range, so the cap moves from the
-        # address space to the data segment (which counts every writable private mapping).
-        memory_limit = resource.RLIMIT_DATA if self.gpus else resource.RLIMIT_AS
+        # The memory cap is on the data segment, which counts every writable private mapping (heap,
+        # arrays, tensors): what a submission really allocates. The address space cap is only a loose
+        # backstop, because importing torch maps about 3.5 GB of CUDA libraries it never touches on a
+        # CPU; with a GPU, CUDA reserves a huge inaccessible range, so there is no address-space cap.
+        limits = [(resource.RLIMIT_DATA, lim.memory_mb * mb)]
+        if not self.gpus:
+            limits.append((resource.RLIMIT_AS, (lim.memory_mb + 8192) * mb))
         for res, value in (
-            (memory_limit, lim.memory_mb * mb),
+            *limits,
             (resource.RLIMIT_CPU, lim.cpu_seconds),
             (resource.RLIMIT_FSIZE, lim.file_size_mb * mb),
             (resource.RLIMIT_NOFILE, lim.open_files),
@@ -424,6 +442,8 @@ class Sandbox:
                 pass
         tail = self.stderr_tail.strip().splitlines()[-3:]
         self.close()
+        if code is not None and code > 128 and self.mode == "bwrap":
+            code = 128 - code  # bwrap exits with 128 + N when the worker was killed by signal N
         detail = f" (exit code {code})" if code is not None else ""
         if code is not None and code < 0:
             detail = f" (killed by signal {signal.Signals(-code).name})" if -code in signal.Signals._value2member_map_ else detail
