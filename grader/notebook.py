@@ -19,9 +19,14 @@ Semantics (the same for every assignment):
     grader shows as the check's status. `SystemExit` inside a cell counts as an error of that cell.
   * Data paths: before the first cell, the environment variable DATA_ROOT is set to the folder of
     the assignment's public fixture data (`GRADER_DATA_DIR` when the sandbox passes one, else
-    /data when it exists), and every entry of that folder that the working directory lacks is
+    /data inside the bubblewrap sandbox), and every entry of that folder that the working directory lacks is
     linked into it, so both `os.environ.get("DATA_ROOT", ".")` and the handout's relative
     `./pmsData/` find the fixtures. A DATA_ROOT already set (a student's own machine) is kept.
+  * A code cell whose first line is the comment `# grader: skip` is not run by the grader (the
+    starter puts it on demo cells whose work the checks redo themselves, e.g. a full training run);
+    In Jupyter (and `import_notebook` by default) it is an ordinary comment.
+  * The namespace's `__name__` is the module name, not "__main__", so `if __name__ == "__main__":`
+    blocks do not run (as when a .py module is imported).
   * Figures are closed after every cell, so checks see only the figures their own calls draw.
   * Markdown cells are not run; those headed `Answer <item id>` are written answers, which
     grader/answers.py reads from the file before any code runs.
@@ -39,6 +44,7 @@ NON_PYTHON_CELL_MAGICS = {"bash", "sh", "script", "html", "javascript", "js", "l
                           "writefile", "perl", "ruby", "system", "sx", "file"}
 RUN_BODY_MAGICS = {"time", "timeit", "capture", "prun", "python", "python3", "debug"}
 MAX_ERRORS = 50
+SKIP = re.compile(r"^\s*#\s*grader:\s*skip\b", re.I)
 
 
 class NotebookError(Exception):
@@ -178,11 +184,15 @@ class NotebookModule(types.ModuleType):
 
 
 def data_root() -> str:
-    """The fixture data folder to expose to the notebook ('' when there is none)."""
-    for candidate in (os.environ.get("GRADER_DATA_DIR", ""), "/data"):
-        if candidate and os.path.isdir(candidate):
-            return candidate
-    return ""
+    """The fixture data folder to expose to the notebook ('' when there is none).
+
+    GRADER_DATA_DIR when set; else /data, but only inside the bubblewrap sandbox (working directory
+    /box), so that a student's own machine is never touched.
+    """
+    explicit = os.environ.get("GRADER_DATA_DIR", "")
+    if explicit:
+        return explicit if os.path.isdir(explicit) else ""
+    return "/data" if os.getcwd() == "/box" and os.path.isdir("/data") else ""
 
 
 def _expose_data(cwd: str) -> None:
@@ -203,7 +213,7 @@ def _expose_data(cwd: str) -> None:
                 pass
 
 
-def load(name: str, path: str, cell_timeout: float | None = None) -> NotebookModule:
+def load(name: str, path: str, skip_marked: bool = True) -> NotebookModule:
     """Run the notebook at `path` as module `name` (registered in sys.modules); cell errors are kept."""
     nb = read(path)
     module = NotebookModule(name)
@@ -221,6 +231,9 @@ def load(name: str, path: str, cell_timeout: float | None = None) -> NotebookMod
         if not source.strip():
             continue
         first = next((ln.strip() for ln in source.splitlines() if ln.strip()), "")
+        if skip_marked and SKIP.match(first):
+            module.__dict__.setdefault("_notebook_skipped", []).append(index)
+            continue
         if first.startswith("%%") and first[2:].split(" ")[0] in NON_PYTHON_CELL_MAGICS:
             shell.ignored.append(first)
             continue
@@ -247,10 +260,11 @@ def _close_figures() -> None:
             pass
 
 
-def import_notebook(path: str, name: str | None = None, data_dir: str | None = None) -> NotebookModule:
+def import_notebook(path: str, name: str | None = None, data_dir: str | None = None,
+                    skip_marked: bool = False) -> NotebookModule:
     """For public tests on a student's machine: run a notebook in this process and return it."""
     if data_dir:
         os.environ.setdefault("DATA_ROOT", str(data_dir))
     name = name or os.path.splitext(os.path.basename(str(path)))[0]
     os.environ.setdefault("MPLBACKEND", "Agg")
-    return load(name, str(path))
+    return load(name, str(path), skip_marked=skip_marked)
