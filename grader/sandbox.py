@@ -249,6 +249,8 @@ class Sandbox:
         cmd += ["--chdir", BOX_MOUNT, "--clearenv"]
         for key, value in _scrubbed_env(self.threads, bool(self.gpus)).items():
             cmd += ["--setenv", key, value]
+        if self.data_dir is not None:
+            cmd += ["--setenv", "GRADER_DATA_DIR", DATA_MOUNT]
         cmd += [python, "-I", f"{CODE_MOUNT}/worker.py", json.dumps(files)]
         return cmd
 
@@ -284,6 +286,8 @@ class Sandbox:
         env = _scrubbed_env(self.threads, bool(self.gpus))
         if self.mode == "rlimits":
             env["PYTHONPATH"] = ""
+            if self.data_dir is not None:
+                env["GRADER_DATA_DIR"] = str(self.data_dir)  # where notebooks' data paths point
         self.cgroup = PidsCgroup(self.limits.processes)
         self._nproc = _user_process_count() + self.limits.processes  # RLIMIT_NPROC counts all of this user's
         self.proc = subprocess.Popen(

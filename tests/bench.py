@@ -84,6 +84,87 @@ def a2_class(folder: Path, n: int) -> dict[str, str]:
     return kinds
 
 
+def cs188_class(folder: Path, n: int) -> dict[str, str]:
+    """n CS188 HW4 zips from the example submissions, plus one whose notebook hangs in a cell."""
+    ex = ROOT / "fixtures" / "examples" / "cs188_hw4"
+    kinds_src = {"correct": ex / "HW4_305000001_REF_Solution.zip", "buggy": ex / "HW4_305000003_BUGGY_Student.zip",
+                 "starter": ex / "HW4_305000002_STARTER_Only.zip", "crash": ex / "HW4_305000005_BROKEN_Notebook.zip",
+                 "seed": ex / "HW4_305065891_Alexander_Swerdlow.zip"}
+    with zipfile.ZipFile(kinds_src["correct"]) as zf:
+        files = {i.filename: zf.read(i) for i in zf.infolist() if not i.is_dir()}
+    name = next(k for k in files if k.endswith("PSET4_Analytical.ipynb"))
+    nb = json.loads(files[name])
+    nb["cells"].insert(0, {"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [],
+                           "source": "while True:\n    pass\n"})
+    files[name] = json.dumps(nb).encode()
+    plan = ["correct"] * 11 + ["buggy"] * 3 + ["seed"] + ["starter"] * 2 + ["crash"] + ["correct", "hang"]
+    kinds: dict[str, str] = {}
+    for i in range(n):
+        kind = plan[i % len(plan)]
+        sid = f"{900000000 + i:09d}"
+        target = folder / f"HW4_{sid}_Bench_Student.zip"
+        if kind == "hang":
+            _zip(target, {k: v.decode("utf-8", "replace") for k, v in files.items()})
+        else:
+            shutil.copy(kinds_src[kind], target)
+        kinds[sid] = kind
+    return kinds
+
+
+def nbclient_seconds(zip_path: Path, data_dir: Path) -> tuple[float, float]:
+    """Execute a submission's notebooks with nbclient + ipykernel: (all cells, cells the grader runs)."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    work = Path(tempfile.mkdtemp(prefix="nbclient-"))
+    with zipfile.ZipFile(zip_path) as zf:
+        zf.extractall(work)
+    for entry in data_dir.iterdir():
+        (work / entry.name).symlink_to(entry)
+    times = []
+    for skip in (False, True):
+        start = time.perf_counter()
+        for path in sorted(work.rglob("*.ipynb")):
+            nb = nbformat.read(path, as_version=4)
+            if skip:
+                nb.cells = [c for c in nb.cells if not (c.cell_type == "code" and c.source.lstrip().startswith("# grader: skip"))]
+            NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}},
+                           allow_errors=True).execute()
+        times.append(time.perf_counter() - start)
+    shutil.rmtree(work, ignore_errors=True)
+    return times[0], times[1]
+
+
+def bench_notebook_submission(lines: list[str]) -> None:
+    from grader import spec
+
+    src = ROOT / "fixtures" / "examples" / "cs188_hw4" / "HW4_305000001_REF_Solution.zip"
+    work = Path(tempfile.mkdtemp(prefix="bench-nb-"))
+    (work / "one").mkdir()
+    shutil.copy(src, work / "one" / src.name)
+    g1, _ = grade("cs188_hw4", work / "one", work / "out1", 1)
+    (work / "three").mkdir()
+    for i in range(3):
+        shutil.copy(src, work / "three" / f"HW4_30500010{i}_REF_Copy.zip")
+    g3, _ = grade("cs188_hw4", work / "three", work / "out3", 1)
+    full, graded_cells = nbclient_seconds(src, spec.load("cs188_hw4").public_data_dir)
+    print(f"[cs188_hw4] one notebook submission: grader {g1:.1f} s (3 in a row: {g3 / 3:.1f} s each), "
+          f"nbclient {full:.1f} s (only the cells the grader runs: {graded_cells:.1f} s)", flush=True)
+    lines += [
+        "### cs188_hw4: one notebook submission (three notebooks), grader vs a Jupyter kernel",
+        "",
+        "| measure | value |",
+        "| --- | --- |",
+        f"| `grade` on one reference submission, whole command (--jobs 1) | {g1:.1f} s |",
+        f"| `grade` on three reference submissions, per submission (--jobs 1) | {g3 / 3:.1f} s |",
+        f"| nbclient + ipykernel executing the same notebooks (no checks at all) | {full:.1f} s |",
+        f"| ratio nbclient / grader (per submission in a batch) | {full / (g3 / 3):.1f}x (target >= 3x) |",
+        f"| nbclient executing only the cells the grader runs (no `# grader: skip` cells) | {graded_cells:.1f} s |",
+        "",
+    ]
+    shutil.rmtree(work, ignore_errors=True)
+
+
 # -- the floor --------------------------------------------------------------------------------------
 class LocalSandbox:
     """The worker's request handler called in this process: the checks' work without any isolation."""
@@ -133,6 +214,7 @@ def floor_seconds(assignment_id: str, zips: list[Path], only: list[str] | None) 
         intake.extract(sub, a, box)
         boxes.append((box, sub.module_files, answers.extract(box)[0]))
     cwd = os.getcwd()
+    os.environ["GRADER_DATA_DIR"] = str(a.public_data_dir)  # where notebooks look for their data
     start = time.perf_counter()
     for box, modules, ans in boxes:
         sandbox = LocalSandbox(box, modules, a.public_data_dir)
@@ -186,7 +268,7 @@ def bench_assignment(assignment: str, n: int, build: Callable[[Path, int], dict[
     print(f"[{assignment}] unchanged rerun: {t3:.2f} s", flush=True)
     secs, peaks = per_submission(work / "out1")
 
-    good = sorted(p for p in subs.glob("*.zip") if kinds[p.name.split("_")[1]] in ("correct", "buggy", "starter"))
+    good = sorted(p for p in subs.glob("*.zip") if kinds[p.name.split("_")[1]] in ("correct", "buggy", "starter", "seed"))
     wb = work / "wellbehaved"
     wb.mkdir()
     for p in good:
@@ -248,12 +330,8 @@ def main() -> int:
         bench_assignment("comp4423_a2", args.n, a2_class, A2_NUMERIC, lines)
         bench_reference_full(lines)
     if "cs188_hw4" in wanted and (ROOT / "solutions" / "cs188_hw4" / "rubric.toml").exists():
-        try:
-            from bench_cs188 import bench_notebooks  # noqa: PLC0415
-        except ImportError:
-            bench_notebooks = None
-        if bench_notebooks is not None:
-            bench_notebooks(args.n, lines, grade, floor_seconds, bench_assignment)
+        bench_assignment("cs188_hw4", args.n, cs188_class, None, lines)
+        bench_notebook_submission(lines)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     lines += [f"Peak memory of the benchmark process itself (incl. the in-process floor): {peak:.0f} MB.", "", ""]
     text = "\n".join(lines)
