@@ -16,12 +16,36 @@ MOD = "dcnn"
 SEED = 2
 
 
+def _weights(shape: tuple[int, ...]) -> np.ndarray:
+    """The deformable conv's weights for a check: written into the layer, never read back as truth."""
+    return np.random.default_rng(list(shape)).normal(size=shape).astype(np.float32)
+
+
 def _layer(student: Student, cin: int, cout: int, k: int, p: int, s: int) -> Handle:
     layer = student.call(MOD, "DeformableConv2d", cin, cout, kernel_size=k, padding=p, stride=s, seed=SEED, ret="handle")
     offset = student.get(layer, "offset", ret="handle")
     if offset.type_name != "Conv2d":
         raise CheckFailed("self.offset should be an nn.Conv2d", f"got a {offset.type_name}")
+    # Known non-zero weights, so that the oracles below never rest on weights the layer reports (a
+    # layer reporting zero weights would otherwise make every expected output zero).
+    student.call(layer, "deform_conv.weight.data.copy_", Tensor(_weights((cout, cin, k, k))))
     return layer
+
+
+def _offset_conv_is_a_conv(student: Student, layer: Handle, cin: int, cout: int, k: int, p: int) -> None:
+    """The offset conv computes a convolution (checked with weights written into it, not reported by it)."""
+    rng = np.random.default_rng(11)
+    w = rng.normal(size=(cout, cin, k, k)).astype(np.float32)
+    b = rng.normal(size=cout).astype(np.float32)
+    student.call(layer, "offset.weight.data.copy_", Tensor(w))
+    has_bias = student.get(layer, "offset.bias", ret="handle").type_name != "NoneType"
+    if has_bias:
+        student.call(layer, "offset.bias.data.copy_", Tensor(b))
+    x = rng.normal(size=(1, cin, 7, 7)).astype(np.float32)
+    got = as_array(student.call(layer, "offset", Tensor(x)), "the offset conv's output")
+    expected = F.conv2d(torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b) if has_bias else None, padding=p).numpy()
+    expect_close(got, expected, f"the offset conv's output (kernel_size={k})", atol=1e-4,
+                 hint="self.offset is an nn.Conv2d(in_channels, 2*k*k, kernel_size, padding=padding, stride=stride)")
 
 
 def _forward(student: Student, layer: Handle, x: np.ndarray) -> np.ndarray:
@@ -46,6 +70,7 @@ def offset_channels(student: Student) -> None:
             hint = "each of the k*k kernel taps needs its own 2-D displacement (dy, dx)"
             raise CheckFailed(f"the offset conv has the wrong number of output channels for kernel_size={k}",
                               f"expected 2*k*k = {2 * k * k}, got {cout}", hint)
+        _offset_conv_is_a_conv(student, layer, 4, cout, k, k // 2)
 
 
 @check("2.1", "output has the shape of a plain conv with the same settings", weight=3, module=MOD)
@@ -57,6 +82,8 @@ def forward_shapes(student: Student) -> None:
         expect_shape(out, (2, 5, _out_size(17, k, p, s), _out_size(23, k, p, s)),
                      f"output for kernel_size={k}, padding={p}, stride={s}",
                      hint="the offset conv must use the same kernel_size, padding and stride as the deformable conv")
+        if not np.all(np.isfinite(out)) or np.ptp(out) == 0:  # random input and weights: a real layer varies
+            raise CheckFailed(f"the output for kernel_size={k} is constant or not finite", "a random input gave a constant output")
 
 
 def _zero_offsets(student: Student, layer: Handle) -> bool:
@@ -72,7 +99,12 @@ def _zero_offsets(student: Student, layer: Handle) -> bool:
 
 
 def _conv_oracle(student: Student, layer: Handle, x: np.ndarray, p: int, s: int) -> np.ndarray:
-    weight = as_array(student.get(layer, "deform_conv.weight"), "deform_conv.weight")
+    reported = as_array(student.get(layer, "deform_conv.weight"), "deform_conv.weight")
+    weight = _weights(reported.shape)
+    if not np.array_equal(reported, weight):
+        raise CheckFailed("deform_conv.weight does not hold the weights the check wrote into it",
+                          hint="keep self.deform_conv a torchvision.ops.DeformConv2d, as given")
+    weight = weight.astype(np.float64)
     bias = student.get(layer, "deform_conv.bias")
     b = None if bias is None else torch.from_numpy(as_array(bias, "deform_conv.bias"))
     return F.conv2d(torch.from_numpy(x), torch.from_numpy(weight), b, stride=s, padding=p).numpy()
@@ -137,3 +169,22 @@ def offset_gradient(student: Student) -> None:
     if grad is None or not np.any(as_array(grad, "offset.weight.grad") != 0):
         raise CheckFailed("no gradient reaches the offset conv's weights",
                           hint="compute the offsets in forward from x; do not detach them or compute them once in __init__")
+    # The reported gradient must predict how the loss really changes (a directional finite difference
+    # through the layer's own forward), so a gradient that is only reported earns nothing.
+    g = as_array(grad, "offset.weight.grad")
+    w0 = as_array(student.get(layer, "offset.weight"), "offset.weight")
+    d = rng.normal(size=w0.shape)
+    d /= np.linalg.norm(d)
+    eps = 1e-2
+
+    def loss_at(w: np.ndarray) -> float:
+        student.call(layer, "offset.weight.data.copy_", Tensor(w.astype(np.float32)))
+        return float((_forward(student, layer, x) * r.array).sum())
+
+    if g.shape != w0.shape:
+        raise CheckFailed("offset.weight.grad has the wrong shape", f"expected {w0.shape}, got {g.shape}")
+    numeric = (loss_at(w0 + eps * d) - loss_at(w0 - eps * d)) / (2 * eps)
+    analytic = float((g * d).sum())
+    if not abs(numeric - analytic) <= 0.1 * max(abs(numeric), abs(analytic)) + 1e-2:
+        raise CheckFailed("offset.weight.grad does not match how the output changes with the offset conv's weights",
+                          f"directional derivative {numeric:.4g} by finite differences, {analytic:.4g} from .grad")
