@@ -118,6 +118,18 @@ class Slot:
             raise SandboxCrashed("the fork server refused to fork")
         return int(reply["pid"])
 
+    def child_status(self, ns_pid: int) -> dict[str, Any]:
+        """How a forked worker ended: {"code": n} or {"signal": n}; {} when unknown."""
+        if not self.alive or not ns_pid:
+            return {}
+        try:
+            self.ctl.send(json.dumps({"op": "status", "pid": ns_pid}).encode())
+            reply = self._recv(5)
+        except (OSError, SandboxError, ValueError):
+            self.kill()
+            return {}
+        return reply if reply.get("op") == "status" else {}
+
     def reap(self) -> None:
         """Kill the submission's processes and empty /tmp; restart the slot when that fails."""
         if not self.alive:
@@ -183,6 +195,11 @@ class ForkedSandbox(Sandbox):
     def _crashed(self, what: str) -> None:
         if isinstance(self.proc, _Pipes):
             self.proc.ended = True
+            status = self.slot.child_status(self.ns_pid)
+            if "signal" in status:
+                self.proc.returncode = -int(status["signal"])
+            elif "code" in status:
+                self.proc.returncode = int(status["code"])
         super()._crashed(what)
 
     def close(self) -> None:

@@ -140,6 +140,20 @@ def _reap(me: int) -> int:
     return left
 
 
+def _status(pid: int) -> dict:
+    for _ in range(200):
+        try:
+            done, status = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            return {}
+        if done:
+            if os.WIFSIGNALED(status):
+                return {"signal": os.WTERMSIG(status)}
+            return {"code": os.WEXITSTATUS(status)}
+        time.sleep(0.01)
+    return {"running": True}
+
+
 def _alive(pid: str) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as fh:
@@ -172,6 +186,10 @@ def main() -> None:
             for fd in fds:
                 os.close(fd)
             ctl.send(json.dumps({"op": "forked", "pid": pid}).encode())
+        elif msg.get("op") == "status":  # how did the child end? (waits up to 2 s for it to exit)
+            for fd in fds:
+                os.close(fd)
+            ctl.send(json.dumps({"op": "status", **_status(int(msg.get("pid", 0)))}).encode())
         elif msg.get("op") == "reap":
             for fd in fds:
                 os.close(fd)

@@ -134,3 +134,12 @@ def test_children_do_not_share_random_state(slot: Slot) -> None:
         draws.append(_call(sb, "r"))
         sb.close()
     assert draws[0] != draws[1]
+
+
+def test_a_crash_says_how_the_worker_ended(slot: Slot) -> None:
+    sb = _submit(slot, "import os, signal\ndef boom():\n    print('about to fail')\n    os.kill(os.getpid(), signal.SIGSEGV)\n")
+    with pytest.raises(SandboxError, match="SIGSEGV"):
+        _call(sb, "boom")
+    sb = _submit(slot, "import os\ndef leave():\n    os._exit(3)\n")
+    with pytest.raises(SandboxError, match="exit code 3"):
+        _call(sb, "leave")
