@@ -86,7 +86,7 @@ def closed_form(student: Student) -> None:
     _compare(student, rgb2, sigma2, t2, "two objects along one ray")
 
 
-@check("5.1", "T_0 = 1 and T is non-increasing (property test)", weight=2, module=MOD)
+@check("5.1", "T_0 = 1 and T_{i+1} = T_i (1 - alpha_i) (property test)", weight=2, module=MOD)
 def transmittance_properties(student: Student) -> None:
     failures: list[str] = []
 
@@ -107,6 +107,13 @@ def transmittance_properties(student: Student) -> None:
             raise AssertionError
         if np.any(np.diff(tr, axis=-1) > 1e-8):
             failures.append(("T increases along the ray", "T_{i+1} = T_i * (1 - alpha_i) can only shrink"))
+            raise AssertionError
+        # ... and it does shrink behind density: T_{i+1} = T_i * exp(-sigma_i delta_i), not merely non-increasing
+        # (so that a constant or all-zero stub does not pass this property).
+        step = np.exp(-sigma[..., :-1] * np.diff(t))
+        if not np.allclose(tr[..., 1:], tr[..., :-1] * step, atol=1e-9, rtol=1e-7):
+            failures.append(("T_{i+1} is not T_i * exp(-sigma_i * delta_i)",
+                             "each sample passes on the light that survives it: T_{i+1} = T_i * (1 - alpha_i)"))
             raise AssertionError
 
     try:
@@ -172,6 +179,8 @@ def last_delta(student: Student) -> None:
     t = np.linspace(2.0, 6.0, 8)
     sigma = np.full(8, 2.0)
     c, w, a, tr = _render(student, np.ones((8, 3)), sigma, t)
+    expect_close(a[:-1], 1 - np.exp(-sigma[:-1] * np.diff(t)), "alpha of samples 0..N-2", 1e-9,
+                 hint="alpha_i = 1 - exp(-sigma_i * delta_i)")
     expect_close(a[-1:], np.zeros(1), "alpha of the last sample", 1e-12,
                  hint="keep the given dists line: in this assignment the last delta is 0, not 1e10")
 
