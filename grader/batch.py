@@ -310,7 +310,7 @@ def _provenance(sub: intake.Submission, ctx: Context, outcomes: list[Outcome], r
         mine = [o for o in outcomes if o.item == item]
         per_item[item] = {"seconds": round(sum(o.seconds for o in mine), 3),
                           "peak_mb": max((o.peak_mb for o in mine), default=0.0),
-                          "graded_at": datetime.now().astimezone().isoformat(timespec="seconds")}
+                          "graded_at": datetime.now().astimezone().isoformat(timespec="milliseconds")}
     import platform
 
     return {

@@ -504,6 +504,19 @@ def baseline_floor(student: Student) -> None:
                           "keep BASELINE the notebook's model, and keep zero_grad in train_step")
 
 
+def _save_renders(student: Student, base: dict, imp: dict) -> None:
+    """Put the student's own held-out renderings (baseline | improved, first held-out pose) in the feedback.
+
+    Only the student's outputs are shown, never the held-out image itself."""
+    if "render" not in base or "render" not in imp:
+        return
+    pair = np.concatenate([base["render"][0], np.ones_like(base["render"][0][:, :1]), imp["render"][0]], axis=1)
+    pixels = (np.clip(np.nan_to_num(pair), 0.0, 1.0) * 255).round().astype(np.uint8)
+    pixels = np.repeat(np.repeat(pixels, 8, axis=0), 8, axis=1)  # 16 px views are too small to see
+    rgba = np.concatenate([pixels, np.full(pixels.shape[:2] + (1,), 255, np.uint8)], axis=-1)
+    student.saved_figures.append(("heldout-baseline-vs-improved", rgba))
+
+
 @check("6.2", f"the improved version is at least as good (within {TOLERANCE_DB:g} dB) at the same budget", weight=4,
        timeout=STEP_TIMEOUT, module=MOD)
 def improved_vs_baseline(student: Student) -> None:
@@ -511,6 +524,7 @@ def improved_vs_baseline(student: Student) -> None:
     imp = _usable(_experiment(student, "IMPROVED")["IMPROVED"], "the improved version does not train")
     base = _usable(_experiment(student, "BASELINE")["BASELINE"],
                    "the baseline does not train, so there is nothing to compare with")
+    _save_renders(student, base, imp)
     if "render" in base and "render" in imp and np.array_equal(base["render"], imp["render"]):
         raise CheckFailed("the improved version gives exactly the baseline's result", "the change has no effect")
     if not imp["psnr"] >= base["psnr"] - TOLERANCE_DB:
