@@ -112,6 +112,14 @@ def grade_folder(assignment: Assignment, folder: Path, opts: Options, log: Calla
     if mode != "bwrap":
         log("WARNING: bubblewrap is not available; student code runs with resource limits only and can read "
             "any file this user can. Install bubblewrap (apt-get install bubblewrap) before grading for real.")
+    subs = [intake.identify(z, assignment) for z in zips]
+    _dedupe_ids(subs)
+    use_slots = opts.fork_server and mode == "bwrap"
+    idle: list[Slot] = []
+    if use_slots and _likely_work(subs, opts):  # the zygotes import torch while this process loads the checks
+        idle = [Slot(opts.limits, opts.threads, assignment.public_data_dir) for _ in range(max(1, min(opts.jobs, len(subs))))]
+        for slot in idle:
+            slot.start_soon()
     ctx = build_context(assignment, mode)
     (opts.out / "results").mkdir(parents=True, exist_ok=True)
     (opts.out / "feedback").mkdir(parents=True, exist_ok=True)
@@ -120,8 +128,6 @@ def grade_folder(assignment: Assignment, folder: Path, opts: Options, log: Calla
     for problem in problems:
         log(f"WARNING: {problem}")
 
-    subs = [intake.identify(z, assignment) for z in zips]
-    _dedupe_ids(subs)
     for sub in subs:
         when = (opts.times or {}).get(sub.zip_path.name) or (opts.times or {}).get(sub.student_id)
         sub.submitted_at = when.isoformat() if when else ""
@@ -131,14 +137,18 @@ def grade_folder(assignment: Assignment, folder: Path, opts: Options, log: Calla
     started = time.monotonic()
     progress = Progress(len(subs), log, opts.progress)
     local = threading.local()
-    slots: list[Slot] = []
-    use_slots = opts.fork_server and mode == "bwrap"
+    slots: list[Slot] = list(idle)
+    lock = threading.Lock()
 
     def one(index: int) -> None:
         slot = getattr(local, "slot", None)
         if use_slots and slot is None:
-            local.slot = slot = Slot(opts.limits, opts.threads, assignment.public_data_dir)
-            slots.append(slot)
+            with lock:
+                slot = idle.pop() if idle else None
+                if slot is None:
+                    slot = Slot(opts.limits, opts.threads, assignment.public_data_dir)
+                    slots.append(slot)
+            local.slot = slot
         records[index] = _grade_one(subs[index], ctx, opts, slot)
         progress.advance(records[index])
 
@@ -163,6 +173,19 @@ def grade_folder(assignment: Assignment, folder: Path, opts: Options, log: Calla
     log(f"graded {len(subs)} submission(s) in {time.monotonic() - started:.1f} s "
         f"({reused} without running student code); sandbox: {mode}")
     return records
+
+
+def _likely_work(subs: list[intake.Submission], opts: Options) -> bool:
+    """Will any submission run student code? (Cheap guess: a result is missing or for other bytes.)"""
+    if opts.force or opts.only:
+        return True
+    for sub in subs:
+        if sub.status != "ok":
+            continue
+        previous = _load_previous(_result_path(opts, sub)) if _result_path(opts, sub).exists() else None
+        if previous is None or previous.get("provenance", {}).get("sha256") != sub.sha256:
+            return True
+    return False
 
 
 class Progress:

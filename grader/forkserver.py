@@ -39,6 +39,23 @@ class Slot:
         self.ctl: socket.socket | None = None
         self.cgroup: PidsCgroup | None = None
         self.starts = 0
+        self._starter: threading.Thread | None = None
+
+    def start_soon(self) -> None:
+        """Start the sandbox in the background (the zygote's imports overlap the grader's own start-up)."""
+        def run() -> None:
+            try:
+                self.start()
+            except (SandboxError, OSError, ValueError):
+                self.kill()  # fork() starts it again in the foreground and reports what fails
+
+        self._starter = threading.Thread(target=run, daemon=True)
+        self._starter.start()
+
+    def _wait_started(self) -> None:
+        if self._starter is not None:
+            self._starter.join()
+            self._starter = None
 
     # -- lifecycle ---------------------------------------------------------------------------------
     @property
@@ -90,6 +107,7 @@ class Slot:
             self.cgroup = None
 
     def close(self) -> None:
+        self._wait_started()
         self.kill()
         shutil.rmtree(self.box, ignore_errors=True)
 
@@ -104,6 +122,7 @@ class Slot:
         return self.box
 
     def fork(self, module_files: dict[str, str], fds: list[int]) -> int:
+        self._wait_started()
         if not self.alive:
             self.kill()
             self.start()
