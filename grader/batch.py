@@ -9,6 +9,7 @@ One bad submission never stops the batch.
 """
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import os
@@ -72,33 +73,71 @@ class Context:
     """What every submission's grading depends on besides the submission itself."""
 
     assignment: Assignment
-    checks: list[Check]
     mode: str
     grader_version: str
     item_keys: dict[str, str]  # item id -> hash of (grader version, its hidden files, fixtures, sandbox mode)
     hidden_files: dict[str, str]  # hidden test file -> sha256
     fixtures_hash: str
     manual_marks: dict[tuple[str, str], manual.ManualMark] = field(default_factory=dict)
+    _checks: list[Check] | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def checks(self) -> list[Check]:
+        """The hidden checks, imported on first use: a rerun with nothing to do never imports them."""
+        with self._lock:
+            if self._checks is None:
+                self._checks = load_checks(self.assignment.solution_dir / "hidden")
+            return self._checks
+
+
+def _items_by_file(hidden: list[Path]) -> dict[str, set[str]] | None:
+    """Item ids each hidden file defines checks for, read from the @check(...) decorators' source.
+
+    None when a decorator's item is not a plain string (then the checks are imported to find out)."""
+    found: dict[str, set[str]] = {}
+    for path in hidden:
+        items: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            for dec in node.decorator_list:
+                func = dec.func if isinstance(dec, ast.Call) else None
+                name = getattr(func, "id", None) or getattr(func, "attr", None)
+                if name != "check":
+                    continue
+                arg = dec.args[0] if dec.args else next((k.value for k in dec.keywords if k.arg == "item"), None)
+                if not (isinstance(arg, ast.Constant) and isinstance(arg.value, str)):
+                    return None
+                items.add(arg.value)
+        found[path.name] = items
+    return found
 
 
 def build_context(assignment: Assignment, mode: str) -> Context:
-    checks = load_checks(assignment.solution_dir / "hidden")
     hidden = sorted((assignment.solution_dir / "hidden").glob("*.py"))
     hidden_files = {p.name: _file_digest(p) for p in hidden}
     data = assignment.public_data_dir.parent
     fixture_files = sorted(p for p in data.rglob("*") if p.is_file()) if data.is_dir() else []
     fixtures_hash = tree_hash(fixture_files)
     version = grader_version()
+    ctx = Context(assignment, mode, version, {}, hidden_files, fixtures_hash)
+    by_file = _items_by_file(hidden)
     by_item: dict[str, set[str]] = {}
-    for chk in checks:
-        by_item.setdefault(chk.item, set()).add(Path(chk.fn.__code__.co_filename).name)
-    item_keys = {}
+    if by_file is None:
+        for chk in ctx.checks:
+            by_item.setdefault(chk.item, set()).add(Path(chk.fn.__code__.co_filename).name)
+    else:
+        shared = {name for name, items in by_file.items() if not items}  # helper modules count for every item
+        for name, items in by_file.items():
+            for item in items:
+                by_item.setdefault(item, set(shared)).add(name)
     for item in assignment.items:
         if not item.graded_automatically:
             continue
         parts = [version, mode, fixtures_hash] + [f"{n}:{hidden_files.get(n, '')}" for n in sorted(by_item.get(item.id, ()))]
-        item_keys[item.id] = hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
-    return Context(assignment, checks, mode, version, item_keys, hidden_files, fixtures_hash)
+        ctx.item_keys[item.id] = hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+    return ctx
 
 
 def grade_folder(assignment: Assignment, folder: Path, opts: Options, log: Callable[[str], None] = print) -> list[dict[str, Any]]:

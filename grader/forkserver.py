@@ -39,23 +39,25 @@ class Slot:
         self.ctl: socket.socket | None = None
         self.cgroup: PidsCgroup | None = None
         self.starts = 0
-        self._starter: threading.Thread | None = None
+        self._pending = False  # launched by start_soon, "ready" not read yet
 
     def start_soon(self) -> None:
-        """Start the sandbox in the background (the zygote's imports overlap the grader's own start-up)."""
-        def run() -> None:
-            try:
-                self.start()
-            except (SandboxError, OSError, ValueError):
-                self.kill()  # fork() starts it again in the foreground and reports what fails
-
-        self._starter = threading.Thread(target=run, daemon=True)
-        self._starter.start()
+        """Launch the sandbox now and collect its "ready" later, so the zygote's imports overlap the
+        grader's own start-up. Launched from the calling thread on purpose: bubblewrap's
+        --die-with-parent fires when the thread that started it ends."""
+        try:
+            self._launch()
+            self._pending = True
+        except (SandboxError, OSError, ValueError):
+            self.kill()
 
     def _wait_started(self) -> None:
-        if self._starter is not None:
-            self._starter.join()
-            self._starter = None
+        if self._pending:
+            self._pending = False
+            try:
+                self._await_ready()
+            except (SandboxError, OSError, ValueError):
+                self.kill()  # fork() starts it again in the foreground and reports what fails
 
     # -- lifecycle ---------------------------------------------------------------------------------
     @property
@@ -63,6 +65,16 @@ class Slot:
         return self.proc is not None and self.proc.poll() is None
 
     def start(self) -> None:
+        self._launch()
+        self._await_ready()
+
+    def _await_ready(self) -> None:
+        reply = self._recv(self.limits.start_timeout * 3)
+        if reply.get("op") != "ready":
+            self.kill()
+            raise SandboxCrashed("the fork server did not start")
+
+    def _launch(self) -> None:
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         shape = Sandbox(self.box, {}, "bwrap", self.limits, self.threads, data_dir=self.data_dir)
         cmd, raw = [], shape.command()
@@ -85,10 +97,6 @@ class Slot:
         child.close()
         self.ctl = parent
         self.starts += 1
-        reply = self._recv(self.limits.start_timeout * 3)
-        if reply.get("op") != "ready":
-            self.kill()
-            raise SandboxCrashed("the fork server did not start")
 
     def kill(self) -> None:
         proc, self.proc = self.proc, None
