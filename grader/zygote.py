@@ -102,6 +102,8 @@ def _empty(folder: str) -> None:
         return
     for entry in os.listdir(folder):
         path = os.path.join(folder, entry)
+        if os.path.ismount(path) or any(os.path.ismount(m) for m in _mounts_below(path)):
+            continue  # a read-only mount (a Python installation under /tmp): not the submission's
         try:
             if os.path.isdir(path) and not os.path.islink(path):
                 for sub, _, _ in os.walk(path):
@@ -111,6 +113,16 @@ def _empty(folder: str) -> None:
                 os.unlink(path)
         except OSError:
             pass
+
+
+def _mounts_below(path: str) -> list[str]:
+    """Mount points inside `path`, from /proc/self/mountinfo (field 5 is the mount point)."""
+    try:
+        with open("/proc/self/mountinfo") as fh:
+            points = [line.split()[4] for line in fh]
+    except OSError:
+        return []
+    return [m for m in points if m.startswith(path.rstrip("/") + "/")]
 
 
 def _reap(me: int) -> int:

@@ -194,12 +194,24 @@ def _leak():
         targets += [f"/evil-{m}", f"/opt/grader/evil_{m}.py", f"{root}/evil-{m}",
                     f"{root}/grader/evil_{m}.py", f"{root}/solutions/comp4423_a2/hidden/check_zz_{m}.py"]
         tamper = ["/opt/grader/protocol.py", "/opt/grader/worker.py", f"{root}/grader/protocol.py"]
+    # A host path under /tmp or /dev/shm (e.g. a checkout in /tmp) lies, inside the sandbox, in its private
+    # tmpfs: writing there can succeed without reaching the host. Such paths are attempted but not counted
+    # as breaches in the sandbox; the whole-batch test checks the host's own files instead.
+    private = [t for t in targets + tamper if ctx.mode == "bwrap" and t.startswith(("/tmp/", "/dev/shm/"))]
+    targets = [t for t in targets if t not in private]
+    tamper = [t for t in tamper if t not in private]
     writer = ref("volume_rendering.py") + f"""
 
 import os as _os
 for _p in {scratch!r}:
     with open(_p, 'w') as _fh:
         _fh.write('scratch')
+for _p in {private!r}:
+    try:
+        with open(_p, 'a') as _fh:
+            _fh.write('written by a student')
+    except OSError:
+        pass
 _breaches = []
 for _p in {targets!r}:
     try:
