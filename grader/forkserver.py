@@ -25,7 +25,7 @@ from typing import Any
 
 SLOT_MOUNT = "/.slot"  # read-only view of the slot folder; the child copies it into its box
 
-from .sandbox import BOX_MOUNT, CODE_MOUNT, Limits, PidsCgroup, Sandbox, SandboxCrashed, SandboxError, _user_process_count
+from .sandbox import BOX_MOUNT, CODE_MOUNT, Limits, PidsCgroup, Sandbox, SandboxCrashed, SandboxError
 
 
 class Slot:
@@ -88,11 +88,10 @@ class Slot:
             at = cmd.index("--remount-ro")
             cmd[at:at] = ["--ro-bind", str(self.box), SLOT_MOUNT]
         shape.cgroup = self.cgroup = PidsCgroup(self.limits.processes)
-        shape._nproc = _user_process_count() + self.limits.processes
         self.proc = subprocess.Popen(
-            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            shape.launched(cmd), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             cwd=str(self.box), env={"PATH": "/usr/bin:/bin"}, start_new_session=True,
-            preexec_fn=shape._preexec, pass_fds=(child.fileno(),),
+            pass_fds=(child.fileno(),),
         )
         child.close()
         self.ctl = parent

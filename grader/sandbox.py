@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import resource
 import select
 import shutil
 import signal
@@ -41,7 +40,7 @@ def gpu_devices() -> list[str]:
 
 @dataclass(frozen=True)
 class Limits:
-    memory_mb: int = 4096  # data segment (writable private memory); see Sandbox._preexec
+    memory_mb: int = 4096  # data segment (writable private memory); see Sandbox._limits
     cpu_seconds: int = 300
     file_size_mb: int = 64
     open_files: int = 256
@@ -254,33 +253,29 @@ class Sandbox:
         cmd += [python, "-I", f"{CODE_MOUNT}/worker.py", json.dumps(files)]
         return cmd
 
-    def _preexec(self) -> None:
-        if self.cgroup is not None:
-            try:
-                self.cgroup.join()
-            except OSError:
-                pass
+    def _limits(self) -> list[tuple[str, int]]:
         lim = self.limits
         mb = 1 << 20
         # The memory cap is on the data segment, which counts every writable private mapping (heap,
         # arrays, tensors): what a submission really allocates. The address space cap is only a loose
         # backstop, because importing torch maps about 3.5 GB of CUDA libraries it never touches on a
         # CPU; with a GPU, CUDA reserves a huge inaccessible range, so there is no address-space cap.
-        limits = [(resource.RLIMIT_DATA, lim.memory_mb * mb)]
+        limits = [("RLIMIT_DATA", lim.memory_mb * mb)]
         if not self.gpus:
-            limits.append((resource.RLIMIT_AS, (lim.memory_mb + 8192) * mb))
-        for res, value in (
-            *limits,
-            (resource.RLIMIT_CPU, lim.cpu_seconds),
-            (resource.RLIMIT_FSIZE, lim.file_size_mb * mb),
-            (resource.RLIMIT_NOFILE, lim.open_files),
-            (resource.RLIMIT_NPROC, self._nproc),
-            (resource.RLIMIT_CORE, 0),
-        ):
-            try:
-                resource.setrlimit(res, (value, value))
-            except (ValueError, OSError):
-                pass
+            limits.append(("RLIMIT_AS", (lim.memory_mb + 8192) * mb))
+        nproc = _user_process_count() + lim.processes  # RLIMIT_NPROC counts all of this user's
+        return limits + [("RLIMIT_CPU", lim.cpu_seconds), ("RLIMIT_FSIZE", lim.file_size_mb * mb),
+                         ("RLIMIT_NOFILE", lim.open_files), ("RLIMIT_NPROC", nproc), ("RLIMIT_CORE", 0)]
+
+    def launched(self, command: list[str]) -> list[str]:
+        """The command behind grader/launch.py, which joins the cgroup and sets the rlimits, then execs it.
+
+        Not preexec_fn: sandboxes start from several threads, and Python code run between fork and
+        exec in a multithreaded process can deadlock on a lock held by another thread at fork time.
+        """
+        spec = {"limits": self._limits(),
+                "cgroup_procs": str(self.cgroup.path / "cgroup.procs") if self.cgroup and self.cgroup.path else ""}
+        return [sys.executable, "-S", "-I", str(GRADER_DIR / "launch.py"), json.dumps(spec), *command]
 
     def start(self) -> None:
         env = _scrubbed_env(self.threads, bool(self.gpus))
@@ -289,16 +284,14 @@ class Sandbox:
             if self.data_dir is not None:
                 env["GRADER_DATA_DIR"] = str(self.data_dir)  # where notebooks' data paths point
         self.cgroup = PidsCgroup(self.limits.processes)
-        self._nproc = _user_process_count() + self.limits.processes  # RLIMIT_NPROC counts all of this user's
         self.proc = subprocess.Popen(
-            self.command(),
+            self.launched(self.command()),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             cwd=str(self.box),
             env=env,
             start_new_session=True,
-            preexec_fn=self._preexec,
             close_fds=True,
         )
         os.set_blocking(self.proc.stdout.fileno(), False)
@@ -387,12 +380,9 @@ class Sandbox:
             raise SandboxCrashed("the worker is not running")
         rid = self._next_id
         self._next_id += 1
-        try:
-            self.proc.stdin.write(protocol.dumps({**message, "id": rid}))
-            self.proc.stdin.flush()
-        except (BrokenPipeError, OSError):
-            self._crashed("the worker stopped before the request could be sent")
-        reply = self._read_reply(rid, timeout)
+        deadline = time.monotonic() + timeout
+        self._send(protocol.dumps({**message, "id": rid}), deadline)
+        reply = self._read_reply(rid, max(0.0, deadline - time.monotonic()))
         if not reply.get("ok"):
             raise StudentError(
                 str(reply.get("error", "Error"))[:200], str(reply.get("message", ""))[:2000], str(reply.get("trace", ""))[:4000]
@@ -402,6 +392,30 @@ class Sandbox:
         except (protocol.ProtocolError, ValueError, TypeError, OverflowError, MemoryError) as exc:
             # A tampered worker can send anything; malformed data fails this request, not the grader.
             raise StudentError("MalformedReply", f"the value sent back from the sandbox is malformed ({exc})"[:600], "") from None
+
+    def _send(self, data: bytes, deadline: float) -> None:
+        """Write a request without ever blocking past the deadline.
+
+        A worker that stopped reading (SIGSTOPped itself, or stuck in a thread holding the GIL)
+        would otherwise leave a large request blocked on a full pipe, and the grader with it.
+        """
+        fd = self.proc.stdin.fileno()
+        os.set_blocking(fd, False)
+        view = memoryview(data)
+        while view:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self.close()
+                raise SandboxTimeout("the worker stopped reading requests")
+            _, ready, _ = select.select([], [fd], [], min(remaining, 1.0))
+            if not ready:
+                continue
+            try:
+                view = view[os.write(fd, view):]
+            except BlockingIOError:
+                continue
+            except OSError:
+                self._crashed("the worker stopped before the request could be sent")
 
     def _read_reply(self, rid: int, timeout: float) -> dict[str, Any]:
         deadline = time.monotonic() + timeout

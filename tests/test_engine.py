@@ -149,3 +149,26 @@ def test_late_penalty_and_cap(total, days, final):
 def test_handout_deadline_is_the_rubric_default():
     """Is the handout's deadline (00:00 30 March 2023, Hong Kong time) the default?"""
     assert spec.load(A2).late.deadline == datetime.fromisoformat("2023-03-30T00:00:00+08:00")
+
+
+# -- sandbox ----------------------------------------------------------------------------------------
+def test_a_worker_that_stops_reading_cannot_block_the_grader(tmp_path):
+    """A plain sandbox: a request larger than the pipe, to a worker that stopped itself, times out."""
+    import time
+
+    from grader.sandbox import Sandbox, SandboxError, detect_mode
+
+    (tmp_path / "m.py").write_text(
+        "import os, signal, threading, time\n"
+        "def stop_soon():\n"
+        "    threading.Thread(target=lambda: (time.sleep(0.2), os.kill(os.getpid(), signal.SIGSTOP))).start()\n"
+        "    return 'stopping'\n")
+    tmp_path.chmod(0o777)
+    call = {"op": "call", "target": {"module": "m", "path": "stop_soon"}, "kwargs": {"__dict__": {}}}
+    with Sandbox(tmp_path, {"m": "m.py"}, detect_mode()) as sb:
+        assert sb.request({**call, "args": []}, 60) == "stopping"
+        time.sleep(0.5)
+        began = time.monotonic()
+        with pytest.raises(SandboxError):
+            sb.request({**call, "args": ["x" * 2_000_000]}, 2.0)
+        assert time.monotonic() - began < 10

@@ -6,6 +6,7 @@ Each test drives a real Slot (bubblewrap + zygote) through consecutive submissio
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -146,3 +147,26 @@ def test_a_crash_says_how_the_worker_ended(slot: Slot) -> None:
     sb = _submit(slot, "import os\ndef leave():\n    os._exit(3)\n")
     with pytest.raises(SandboxError, match="exit code 3"):
         _call(sb, "leave")
+
+
+STOPS_ITSELF = '''
+import os, signal, threading, time
+def stop_soon():
+    threading.Thread(target=lambda: (time.sleep(0.2), os.kill(os.getpid(), signal.SIGSTOP))).start()
+    return "stopping"
+'''
+
+
+def test_a_worker_that_stops_reading_cannot_block_the_grader(slot: Slot) -> None:
+    """A request larger than the pipe to a stopped worker times out instead of blocking forever."""
+    sb = _submit(slot, STOPS_ITSELF)
+    assert _call(sb, "stop_soon") == "stopping"
+    time.sleep(0.5)
+    began = time.monotonic()
+    with pytest.raises(SandboxError):
+        sb.request({"op": "call", "target": {"module": "m", "path": "stop_soon"}, "args": ["x" * 2_000_000],
+                    "kwargs": {"__dict__": {}}}, 2.0)
+    assert time.monotonic() - began < 10
+    sb = _submit(slot, "def f():\n    return 'next'\n")
+    assert _call(sb, "f") == "next"
+    sb.close()
