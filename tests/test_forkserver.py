@@ -134,10 +134,10 @@ def test_a_hung_submission_is_killed_and_the_slot_goes_on(slot: Slot) -> None:
 def test_children_do_not_share_random_state(slot: Slot) -> None:
     draws = []
     for _ in range(2):
-        sb = _submit(slot, "import numpy as np\ndef r():\n    return float(np.random.rand())\n")
+        sb = _submit(slot, "import numpy as np, torch\ndef r():\n    return [float(np.random.rand()), float(torch.rand(1))]\n")
         draws.append(_call(sb, "r"))
         sb.close()
-    assert draws[0] != draws[1]
+    assert draws[0][0] != draws[1][0] and draws[0][1] != draws[1][1]
 
 
 def test_a_crash_says_how_the_worker_ended(slot: Slot) -> None:
