@@ -197,7 +197,7 @@ def grade_folder(assignment: Assignment, folder: Path, opts: Options, log: Calla
                 one(i)
         else:
             with ThreadPoolExecutor(max_workers=opts.jobs) as pool:
-                list(pool.map(one, range(len(subs))))
+                list(pool.map(one, _longest_first(subs, opts)))
     finally:
         for slot in slots:
             slot.close()
@@ -212,6 +212,23 @@ def grade_folder(assignment: Assignment, folder: Path, opts: Options, log: Calla
     log(f"graded {len(subs)} submission(s) in {time.monotonic() - started:.1f} s "
         f"({reused} without running student code); sandbox: {mode}")
     return records
+
+
+def _longest_first(subs: list[intake.Submission], opts: Options) -> list[int]:
+    """Submission order for parallel jobs: slowest last time first, so a slow one does not end the batch alone.
+
+    Only a regrade knows the times (from the previous results); submissions without one (new or late
+    zips) could be slow too and go first; a first run keeps the folder's order.
+    """
+    def took(i: int) -> float:
+        path = _result_path(opts, subs[i])
+        previous = _load_previous(path) if path.exists() else None
+        try:
+            return float(previous["seconds"]) if previous is not None else float("inf")
+        except (KeyError, TypeError, ValueError):
+            return float("inf")
+
+    return sorted(range(len(subs)), key=lambda i: -took(i))
 
 
 def _likely_work(subs: list[intake.Submission], opts: Options) -> bool:

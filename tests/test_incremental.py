@@ -86,3 +86,15 @@ def test_a_late_zip_is_graded_alone(a2_copy: spec.Assignment, tmp_path: Path) ->
     assert _stamps(second["11111111a"]) == _stamps(first["11111111a"])
     assert set(_stamps(second["33333333c"])) == set(NUMERIC)
     assert (out / "gradebook.csv").read_text().count("\n") == 3
+
+
+def test_a_regrade_runs_the_slowest_submissions_first(tmp_path: Path) -> None:
+    """With previous results, parallel jobs take the slowest submissions first (no lone slow tail)."""
+    from types import SimpleNamespace
+
+    (tmp_path / "results").mkdir()
+    subs = [SimpleNamespace(student_id=s) for s in ("a", "b", "c", "d")]
+    for sid, seconds in (("a", 1.0), ("b", 61.0), ("d", 3.5)):  # "c" is new: unknown, so first
+        (tmp_path / "results" / f"{sid}.json").write_text(json.dumps({"extra_data": {"seconds": seconds}}))
+    order = batch._longest_first(subs, batch.Options(out=tmp_path))
+    assert [subs[i].student_id for i in order] == ["c", "b", "d", "a"]
