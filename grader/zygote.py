@@ -27,7 +27,10 @@ sys.path[:0] = [os.path.dirname(os.path.abspath(__file__))]
 CONTROL_FD = 3
 BOX, SLOT = "/box", "/.slot"  # the box (a size-capped tmpfs) and the read-only view of this submission's files
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE = 1, 4
-PRELOAD = ("numpy", "scipy.stats", "matplotlib.pyplot", "torch", "torchvision")
+PRELOAD = ("numpy", "scipy.stats", "matplotlib.pyplot", "torch", "torchvision", "PIL.Image", "loss_landscapes",
+           "nbformat", "IPython.core.inputtransformer2")  # the last two: how the worker reads notebooks
+MINIMAL_NOTEBOOK = ('{"cells": [{"cell_type": "code", "execution_count": null, "id": "c0", "metadata": {}, '
+                    '"outputs": [], "source": ["x = 1"]}], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}')
 
 
 def _prctl(option: int, value: int) -> None:
@@ -56,7 +59,27 @@ def _preload() -> list[str]:
 
     if "matplotlib.pyplot" in loaded:
         _warm_matplotlib()
+    _warm_notebooks()
     return loaded
+
+
+def _warm_notebooks() -> None:
+    """Read and translate one tiny notebook, so children inherit nbformat's compiled schema validator."""
+    import notebook
+
+    try:
+        with open("/tmp/.warm.ipynb", "w") as fh:
+            fh.write(MINIMAL_NOTEBOOK)
+        nb = notebook.read("/tmp/.warm.ipynb")
+        for _, source in notebook.code_cells(nb):
+            notebook.to_python("%matplotlib inline\n" + source)
+    except Exception:  # noqa: BLE001 - warming up is an optimisation only
+        pass
+    finally:
+        try:
+            os.unlink("/tmp/.warm.ipynb")
+        except OSError:
+            pass
 
 
 def _warm_matplotlib() -> None:
