@@ -15,7 +15,6 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 import threading
 import time
 import traceback
@@ -30,7 +29,7 @@ from . import gradebook, intake, manual, report
 from .checks import Check, load_checks
 from .forkserver import ForkedSandbox, Slot
 from .runner import Outcome, run_checks
-from .sandbox import Limits, detect_mode
+from .sandbox import Limits, detect_mode, scratch_dir, sweep_leftovers
 from .scoring import final_mark, score_items
 from .spec import ROOT, Assignment
 
@@ -151,6 +150,8 @@ def grade_folder(assignment: Assignment, folder: Path, opts: Options, log: Calla
     if mode != "bwrap":
         log("WARNING: bubblewrap is not available; student code runs with resource limits only and can read "
             "any file this user can. Install bubblewrap (apt-get install bubblewrap) before grading for real.")
+    for stale in sweep_leftovers():
+        log(f"removed the leftovers of a grader that was killed: {stale}")
     subs = [intake.identify(z, assignment) for z in zips]
     _dedupe_ids(subs)
     use_slots = opts.fork_server and mode == "bwrap"
@@ -316,7 +317,7 @@ def _grade_one(sub: intake.Submission, ctx: Context, opts: Options, slot: Slot |
         sub.status, sub.reason = facts["intake_status"], facts.get("intake_reason", "")
         todo = set()
     if sub.status == "ok" and (todo or not facts):
-        box = slot.clear_box() if slot is not None else Path(tempfile.mkdtemp(prefix="box-"))
+        box = slot.clear_box() if slot is not None else scratch_dir("box")
         factory = (lambda files: ForkedSandbox(slot, files, opts.limits)) if slot is not None else None
         try:
             intake.extract(sub, assignment, box)

@@ -18,14 +18,13 @@ import select
 import shutil
 import socket
 import subprocess
-import tempfile
 import threading
 from pathlib import Path
 from typing import Any
 
 SLOT_MOUNT = "/.slot"  # read-only view of the slot folder; the child copies it into its box
 
-from .sandbox import BOX_MOUNT, CODE_MOUNT, Limits, PidsCgroup, Sandbox, SandboxCrashed, SandboxError
+from .sandbox import BOX_MOUNT, CODE_MOUNT, Limits, PidsCgroup, Sandbox, SandboxCrashed, SandboxError, scratch_dir
 
 
 class Slot:
@@ -33,7 +32,7 @@ class Slot:
 
     def __init__(self, limits: Limits = Limits(), threads: int = 1, data_dir: Path | None = None) -> None:
         self.limits, self.threads, self.data_dir = limits, threads, data_dir
-        self.box = Path(tempfile.mkdtemp(prefix="slot-")).resolve()
+        self.box = scratch_dir("slot").resolve()
         self.box.chmod(0o777)
         self.proc: subprocess.Popen | None = None
         self.ctl: socket.socket | None = None

@@ -16,6 +16,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -86,9 +87,9 @@ class PidsCgroup:
 
     ROOTS = ("/sys/fs/cgroup/pids", "/sys/fs/cgroup")
 
-    def __init__(self, max_pids: int) -> None:
+    def __init__(self, max_pids: int, create: bool = True) -> None:
         self.path: Path | None = None
-        for root in self.ROOTS:
+        for root in self.ROOTS if create else ():
             base = Path(root)
             if not (base / "cgroup.procs").exists() or not os.access(base, os.W_OK):
                 continue
@@ -158,6 +159,56 @@ def _bwrap_can_size() -> bool:
     except (OSError, subprocess.SubprocessError):
         return False
     return "--size" in out.stdout + out.stderr
+
+
+def scratch_dir(kind: str) -> Path:
+    """A new private folder in TMPDIR named after this process ("box-<pid>-...", "slot-<pid>-..."),
+    so that a later run can tell the leftovers of a grader that was killed from those of a live one."""
+    return Path(tempfile.mkdtemp(prefix=f"{kind}-{os.getpid()}-"))
+
+
+def sweep_leftovers() -> list[str]:
+    """Remove what graders killed before their clean-up left behind: their box and slot folders in
+    TMPDIR and their process cgroups (killing any process still in one). Only folders of this user
+    whose grader process no longer exists are touched. Returns what was removed."""
+    removed = []
+    root = Path(tempfile.gettempdir())
+    for entry in root.glob("*-*-*"):
+        kind, _, rest = entry.name.partition("-")
+        pid = rest.split("-", 1)[0]
+        if kind not in ("box", "slot") or not pid.isdigit() or _pid_alive(int(pid)):
+            continue
+        try:
+            if entry.is_symlink() or not entry.is_dir() or entry.stat().st_uid != os.getuid():
+                continue
+        except OSError:
+            continue
+        for sub, _, _ in os.walk(entry):
+            try:
+                os.chmod(sub, 0o700)
+            except OSError:
+                pass
+        shutil.rmtree(entry, ignore_errors=True)
+        removed.append(str(entry))
+    for base in PidsCgroup.ROOTS:
+        for group in (Path(base) / "cvgrader").glob("*-*"):
+            pid = group.name.split("-", 1)[0]
+            if pid.isdigit() and not _pid_alive(int(pid)):
+                stale = PidsCgroup(0, create=False)
+                stale.path = group
+                stale.kill_all()
+                removed.append(str(group))
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _user_process_count() -> int:

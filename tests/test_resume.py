@@ -129,8 +129,13 @@ def test_sigkill_then_rerun_gives_the_clean_gradebook(tmp_path):
         time.sleep(0.05)
     assert _stray(boxes) == [], "sandbox processes outlived the killed grader"
 
+    left = sorted(p.name for p in boxes.iterdir())
+    assert left and all(name.startswith((f"box-{victim.pid}-", f"slot-{victim.pid}-")) for name in left), left
+
     rerun = subprocess.run(_command(subs, out), cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert list(boxes.iterdir()) == [], "the rerun should remove the killed grader's folders (and leave none of its own)"
+    assert "removed the leftovers of a grader that was killed" in rerun.stderr
     lines = [ln for ln in rerun.stderr.splitlines() if ln.startswith("[")]
     reused = [ln for ln in lines if ln.endswith(" reused")]
     assert len(lines) == len(hashes)
