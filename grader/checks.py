@@ -87,6 +87,24 @@ class Student:
         """True when the sandbox exposes a GPU (smoke training may then use device "cuda")."""
         return bool(self.sandbox.gpus)
 
+    def cpu_seconds(self) -> float:
+        """CPU seconds the submission's worker has used so far (its RLIMIT_CPU counts these)."""
+        return self.sandbox.cpu_seconds()
+
+    def fresh_worker(self, cpu_needed: float = 0.0) -> bool:
+        """Give the next requests a new worker when this one is gone, or when it has used so much CPU
+        that `cpu_needed` more seconds would come near its CPU limit. Modules are imported again on
+        next use; handles to objects of the old worker become invalid. Returns True when restarted."""
+        limit = getattr(getattr(self.sandbox, "limits", None), "cpu_seconds", None)
+        if self.sandbox.alive and not (limit and self.cpu_seconds() + cpu_needed > 0.9 * limit):
+            return False
+        self.sandbox.close()
+        self.sandbox.start()
+        for module, state in list(self.module_state.items()):
+            if state == ("ok", ""):
+                del self.module_state[module]
+        return True
+
     def load(self, module: str) -> None:
         state = self.module_state.get(module)
         if state == ("ok", ""):

@@ -24,7 +24,7 @@ from typing import Any
 
 SLOT_MOUNT = "/.slot"  # read-only view of the slot folder; the child copies it into its box
 
-from .sandbox import BOX_MOUNT, CODE_MOUNT, Limits, PidsCgroup, Sandbox, SandboxCrashed, SandboxError, scratch_dir
+from .sandbox import BOX_MOUNT, CODE_MOUNT, Limits, PidsCgroup, Sandbox, SandboxCrashed, SandboxError, _tree_cpu_seconds, scratch_dir
 
 
 class Slot:
@@ -238,6 +238,10 @@ class ForkedSandbox(Sandbox):
             except OSError:
                 pass
         self.slot.reap()  # stderr closes when the child dies; the drain thread then ends
+
+    def cpu_seconds(self) -> float:
+        """CPU time of this submission's worker and its children (not the zygote's own)."""
+        return _tree_cpu_seconds(_host_pid(self.slot.proc.pid if self.slot.proc else 0, self.ns_pid))
 
     def peak_memory_mb(self, reset: bool = True) -> float:
         """Peak resident memory of this submission's worker (the zygote's own pages not counted)."""

@@ -211,6 +211,24 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _tree_cpu_seconds(root: int) -> float:
+    """User + system CPU seconds of a process and its live descendants, from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total, todo, seen = 0, [root], set()
+    while todo and root:
+        pid = todo.pop()
+        if pid in seen:
+            continue
+        seen.add(pid)
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+            todo += [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+        except (OSError, ValueError, IndexError):
+            continue
+    return total / tick
+
+
 def _user_process_count() -> int:
     uid, count = os.getuid(), 0
     for entry in Path("/proc").iterdir():
@@ -420,6 +438,11 @@ class Sandbox:
             except (OSError, ValueError):
                 continue
         return round(peak / 1024, 1)
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) used so far by the worker's live process tree; RLIMIT_CPU counts
+        the same time per process, over the worker's whole life."""
+        return _tree_cpu_seconds(self.proc.pid) if self.proc is not None else 0.0
 
     @property
     def alive(self) -> bool:

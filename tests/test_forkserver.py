@@ -170,3 +170,20 @@ def test_a_worker_that_stops_reading_cannot_block_the_grader(slot: Slot) -> None
     sb = _submit(slot, "def f():\n    return 'next'\n")
     assert _call(sb, "f") == "next"
     sb.close()
+
+
+def test_a_check_can_ask_for_a_fresh_worker(slot: Slot) -> None:
+    """Student.fresh_worker restarts a worker that would run out of CPU; its CPU time excludes the zygote's."""
+    from grader.checks import Student
+
+    sb = _submit(slot, "import time\ndef burn():\n    end = time.process_time() + 0.5\n    while time.process_time() < end:\n        pass\n    return 1\n")
+    student = Student(sb, timeout=30)
+    assert student.cpu_seconds() < 1.0  # the zygote's imports (several CPU seconds) are not the worker's
+    assert student.call("m", "burn") == 1
+    used = student.cpu_seconds()
+    assert used >= 0.4
+    assert student.fresh_worker(cpu_needed=1.0) is False  # plenty left of the 300 s limit
+    assert student.fresh_worker(cpu_needed=10_000.0) is True
+    assert student.cpu_seconds() < used  # a new worker, with its own count
+    assert student.call("m", "burn") == 1  # the module is imported again on use
+    sb.close()

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import importlib.util
 import math
-import os
 import time
 import hashlib
 from pathlib import Path
@@ -208,39 +207,6 @@ def _require_improvement(student: Student) -> dict:
     return info
 
 
-def _cpu_seconds(student: Student) -> float:
-    """CPU time (user + system) used so far by the sandbox's process tree, read from /proc."""
-    proc = getattr(student.sandbox, "proc", None)
-    if proc is None:
-        return 0.0
-    tick = os.sysconf("SC_CLK_TCK")
-    total, todo, seen = 0, [proc.pid], set()
-    while todo:
-        pid = todo.pop()
-        if pid in seen:
-            continue
-        seen.add(pid)
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-            todo += [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-        except (OSError, ValueError, IndexError):
-            continue
-    return total / tick
-
-
-def _headroom(student: Student, need: float) -> None:
-    """Restart the sandbox when the CPU time other items already used would leave less than `need`
-    seconds of its CPU limit (RLIMIT_CPU counts the worker's whole life)."""
-    sandbox = student.sandbox
-    limit = getattr(getattr(sandbox, "limits", None), "cpu_seconds", None)
-    if not sandbox.alive:  # an earlier run of this check timed out or crashed
-        sandbox.start()
-    elif limit and _cpu_seconds(student) + need > 0.9 * limit:
-        sandbox.close()
-        sandbox.start()
-
-
 def _order(seed: int, iters: int) -> np.ndarray:
     """The training image of every step (chosen by the grader, the same for both versions)."""
     return np.random.default_rng(seed).integers(len(_fixture()["images"]), size=iters)
@@ -257,8 +223,8 @@ def _run(student: Student, which: str, iters: int, seed: int, probes: bool, budg
     start, cpu0 = time.monotonic(), 0.0
     scale = student.scale
     try:
-        _headroom(student, budget * scale + 20.0)
-        cpu0 = _cpu_seconds(student)
+        student.fresh_worker(cpu_needed=budget * scale + 20.0)  # RLIMIT_CPU counts the worker's whole life
+        cpu0 = student.cpu_seconds()
         trainer = _make_trainer(student, which, seed)
         probe_at = set(PROBES) | {iters - 2, iters - 1} if probes else set()
         for step, index in enumerate(order):
@@ -276,7 +242,7 @@ def _run(student: Student, which: str, iters: int, seed: int, probes: bool, budg
                     out["stuck_at"] = step
                     out["error"] = f"a call of train_step left the {which} model's weights unchanged (step {step})"
                     return out
-            cpu = _cpu_seconds(student) - cpu0
+            cpu = student.cpu_seconds() - cpu0
             if cpu > budget * scale or time.monotonic() - start > WALL_CAP * scale:
                 out["over_budget"] = True
                 out["error"] = (f"{which} used more than {budget * scale:.0f} s of CPU (or {WALL_CAP * scale:.0f} s of "
@@ -298,7 +264,7 @@ def _run(student: Student, which: str, iters: int, seed: int, probes: bool, budg
         out["error"] = f"{which}: {exc.status} ({exc}) after {len(out['losses'])} of {iters} steps"
     finally:
         out["seconds"] = round(time.monotonic() - start, 1)
-        out["cpu"] = round(_cpu_seconds(student) - cpu0, 1)
+        out["cpu"] = round(student.cpu_seconds() - cpu0, 1)
     return out
 
 
