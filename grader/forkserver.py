@@ -24,7 +24,8 @@ from typing import Any
 
 SLOT_MOUNT = "/.slot"  # read-only view of the slot folder; the child copies it into its box
 
-from .sandbox import BOX_MOUNT, CODE_MOUNT, Limits, PidsCgroup, Sandbox, SandboxCrashed, SandboxError, _tree_cpu_seconds, scratch_dir
+from .sandbox import (BOX_MOUNT, CODE_MOUNT, Limits, PidsCgroup, Sandbox, SandboxCrashed, SandboxError,
+                      _tree_cpu_seconds, _tree_peak_mb, process_tree, scratch_dir)
 
 
 class Slot:
@@ -244,37 +245,21 @@ class ForkedSandbox(Sandbox):
         return _tree_cpu_seconds(_host_pid(self.slot.proc.pid if self.slot.proc else 0, self.ns_pid))
 
     def peak_memory_mb(self, reset: bool = True) -> float:
-        """Peak resident memory of this submission's worker (the zygote's own pages not counted)."""
-        host = _host_pid(self.slot.proc.pid if self.slot.proc else 0, self.ns_pid)
-        if not host:
-            return 0.0
-        peak = 0
-        try:
-            for line in Path(f"/proc/{host}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    peak = int(line.split()[1])
-            if reset:
-                Path(f"/proc/{host}/clear_refs").write_text("5")
-        except (OSError, ValueError):
-            return 0.0
-        return round(peak / 1024, 1)
+        """Peak resident memory of this submission's worker and its children (not the zygote's pages)."""
+        return _tree_peak_mb(_host_pid(self.slot.proc.pid if self.slot.proc else 0, self.ns_pid), reset)
 
 
 def _host_pid(root: int, ns_pid: int) -> int:
     """The host pid of the process that is `ns_pid` inside the sandbox started as host pid `root`."""
-    todo, seen = [root], set()
-    while todo and root:
-        pid = todo.pop()
-        if pid in seen:
+    for pid in process_tree(root):
+        if pid == root:
             continue
-        seen.add(pid)
         try:
             for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("NSpid:") and pid != root:
+                if line.startswith("NSpid:"):
                     ids = line.split()[1:]
                     if len(ids) > 1 and int(ids[-1]) == ns_pid:
                         return pid
-            todo += [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
         except (OSError, ValueError):
             continue
     return 0

@@ -211,22 +211,46 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _tree_cpu_seconds(root: int) -> float:
-    """User + system CPU seconds of a process and its live descendants, from /proc."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total, todo, seen = 0, [root], set()
-    while todo and root:
+def process_tree(root: int):
+    """Yield `root` and every live descendant (host pids, parents first), from /proc."""
+    todo, seen = [root] if root else [], set()
+    while todo:
         pid = todo.pop()
         if pid in seen:
             continue
         seen.add(pid)
+        yield pid
+        try:
+            todo += [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+        except (OSError, ValueError):
+            continue
+
+
+def _tree_cpu_seconds(root: int) -> float:
+    """User + system CPU seconds of a process and its live descendants."""
+    total = 0
+    for pid in process_tree(root):
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
             total += int(fields[11]) + int(fields[12])  # utime, stime
-            todo += [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
         except (OSError, ValueError, IndexError):
             continue
-    return total / tick
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _tree_peak_mb(root: int, reset: bool) -> float:
+    """Largest peak resident memory (VmHWM) in a process tree, in MB; reset=True starts new peaks."""
+    peak = 0
+    for pid in process_tree(root):
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peak = max(peak, int(line.split()[1]))
+            if reset:
+                Path(f"/proc/{pid}/clear_refs").write_text("5")
+        except (OSError, ValueError):
+            continue
+    return round(peak / 1024, 1)
 
 
 def _user_process_count() -> int:
@@ -420,24 +444,7 @@ class Sandbox:
 
     def peak_memory_mb(self, reset: bool = True) -> float:
         """Peak resident memory (VmHWM) of the worker's process tree since the last reset, in MB."""
-        if self.proc is None:
-            return 0.0
-        peak, todo, seen = 0, [self.proc.pid], set()
-        while todo:
-            pid = todo.pop()
-            if pid in seen:
-                continue
-            seen.add(pid)
-            try:
-                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                    if line.startswith("VmHWM:"):
-                        peak = max(peak, int(line.split()[1]))
-                if reset:
-                    Path(f"/proc/{pid}/clear_refs").write_text("5")
-                todo += [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-            except (OSError, ValueError):
-                continue
-        return round(peak / 1024, 1)
+        return _tree_peak_mb(self.proc.pid, reset) if self.proc is not None else 0.0
 
     def cpu_seconds(self) -> float:
         """CPU time (user + system) used so far by the worker's live process tree; RLIMIT_CPU counts

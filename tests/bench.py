@@ -229,14 +229,7 @@ def floor_seconds(assignment_id: str, folder: Path, only: list[str] | None) -> f
     and the extraction once for the class; unlike it, no sandbox, no process per submission, no reports.
     """
     cmd = [sys.executable, str(Path(__file__).resolve()), "--floor", assignment_id, str(folder)]
-    for item in only or []:
-        cmd += ["--only", item]
-    start = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-    took = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise SystemExit(f"the floor failed:\n{proc.stderr[-3000:]}")
-    return took
+    return _timed(cmd + [arg for item in only or [] for arg in ("--only", item)], "the floor")[0]
 
 
 def run_floor(assignment_id: str, zips: list[Path], only: list[str] | None) -> None:
@@ -270,13 +263,16 @@ def run_floor(assignment_id: str, zips: list[Path], only: list[str] | None) -> N
 def grade(assignment: str, subs: Path, out: Path, jobs: int, only: list[str] | None = None) -> tuple[float, str]:
     cmd = [sys.executable, "-m", "grader", "grade", str(subs), "--assignment", assignment, "--out", str(out),
            "--jobs", str(jobs), "--no-progress"]
-    for item in only or []:
-        cmd += ["--only", item]
+    return _timed(cmd + [arg for item in only or [] for arg in ("--only", item)], "grading")
+
+
+def _timed(cmd: list[str], what: str) -> tuple[float, str]:
+    """Wall time and stderr of a command run from the repository root; stop the benchmark if it fails."""
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     took = time.perf_counter() - start
     if proc.returncode != 0:
-        raise SystemExit(f"grading failed:\n{proc.stderr[-3000:]}")
+        raise SystemExit(f"{what} failed:\n{proc.stderr[-3000:]}")
     return took, proc.stderr
 
 
