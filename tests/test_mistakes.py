@@ -25,6 +25,7 @@ from grader.checks import load_checks  # noqa: E402
 from grader.runner import Outcome, run_checks  # noqa: E402
 from grader.sandbox import detect_mode  # noqa: E402
 from grader.scoring import score_items  # noqa: E402
+from variants import apply_edits, full_marks, report, sub  # noqa: E402,F401 - report and sub: used here and by test_task6
 
 ASSIGNMENT = "comp4423_a2"
 SOLUTION = ROOT / "solutions" / ASSIGNMENT
@@ -68,10 +69,6 @@ class Variant:
     module: str
     edits: tuple[tuple[str, str], ...]  # (old, new) substitutions on the reference source
     expect: dict[str, Expect]  # item id -> expectation; items not named are not asserted on
-
-
-def sub(old: str, new: str) -> tuple[tuple[str, str], ...]:
-    return ((old, new),)
 
 
 # -- Task 4: stratified sampling (items 4.1 and 4.2) ---------------------------------------------
@@ -275,11 +272,7 @@ WORKERS = 2  # sandboxes at a time: the CI machine has 2 cores and each sandbox 
 
 
 def fabricate(variant: Variant) -> str:
-    source = REFERENCE[variant.module]
-    for old, new in variant.edits:
-        assert source.count(old) == 1, f"{variant.id}: {old!r} should occur exactly once in the reference {variant.module}.py"
-        source = source.replace(old, new)
-    return source
+    return apply_edits(REFERENCE[variant.module], variant.edits, f"{variant.id} ({variant.module}.py)")
 
 
 def grade(grader: dict, box: Path, modules: dict[str, str], items: set[str]) -> tuple[dict[str, float], list[Outcome]]:
@@ -316,16 +309,6 @@ def graded(grader: dict, request: pytest.FixtureRequest, tmp_path_factory: pytes
         futures = {name: pool.submit(run, name) for name in jobs}
         wait(futures.values())
     return futures
-
-
-def report(scored: dict[str, float], outcomes: list[Outcome]) -> str:
-    lines = [f"scores: {scored}"]
-    lines += [f"  {o.item} {o.status:8} {o.name}: {o.message[:160]}" for o in outcomes]
-    return "\n".join(lines)
-
-
-def full_marks(grader: dict, item: str) -> float:
-    return grader["assignment"].item(item).marks
 
 
 def assert_expectation(grader: dict, item: str, expect: Expect, scored: dict[str, float], outcomes: list[Outcome]) -> None:

@@ -26,6 +26,7 @@ from grader.checks import load_checks  # noqa: E402
 from grader.runner import Outcome, run_checks  # noqa: E402
 from grader.sandbox import detect_mode  # noqa: E402
 from grader.scoring import score_items  # noqa: E402
+from variants import apply_edits, full_marks, report  # noqa: E402
 
 ASSIGNMENT = "comp4423_a2"
 MODULE = "resnet_vgg"
@@ -130,11 +131,7 @@ ALTERNATIVES = [
 
 
 def fabricate(v: Variant) -> str:
-    source = REFERENCE
-    for old, new in v.edits:
-        assert source.count(old) == 1, f"{v.id}: {old!r} should occur exactly once in the reference"
-        source = source.replace(old, new)
-    return source
+    return apply_edits(REFERENCE, v.edits, v.id)
 
 
 @pytest.fixture(scope="module")
@@ -161,16 +158,6 @@ def graded(grader: dict, tmp_path_factory: pytest.TempPathFactory) -> dict[str, 
     return futures
 
 
-def report(scored: dict[str, float], outcomes: list[Outcome]) -> str:
-    lines = [f"scores: {scored}"]
-    lines += [f"  {o.item} {o.status:8} {o.seconds:6.2f}s {o.name}: {o.message[:160]} {o.detail[:120]}" for o in outcomes]
-    return "\n".join(lines)
-
-
-def full(grader: dict, item: str) -> float:
-    return grader["assignment"].item(item).marks
-
-
 def not_sandbox_failure(outcomes: list[Outcome]) -> bool:
     return not any(o.status in ("timeout", "crashed") for o in outcomes)
 
@@ -180,7 +167,7 @@ def test_reference_scores_full_marks(grader: dict, graded: dict[str, Future]) ->
     scored, outcomes = graded["reference"].result()
     why = report(scored, outcomes)
     assert outcomes and all(o.passed for o in outcomes), why
-    assert scored == {i: full(grader, i) for i in ITEMS}, why
+    assert scored == {i: full_marks(grader, i) for i in ITEMS}, why
 
 
 def test_starter_scores_zero_without_crashing(graded: dict[str, Future]) -> None:
@@ -204,7 +191,7 @@ def test_mistakes_fail_exactly_their_checks(grader: dict, graded: dict[str, Futu
     others = [o for o in outcomes if not o.passed and not any(f in o.name for f in v.failing)]
     assert not others, f"only the checks aimed at these mistakes should fail\n{why}"
     for item in {o.item for o in outcomes if not o.passed}:
-        assert scored[item] < full(grader, item), why
+        assert scored[item] < full_marks(grader, item), why
 
 
 @pytest.mark.parametrize("v", ALTERNATIVES, ids=lambda v: v.id)
@@ -213,7 +200,7 @@ def test_alternatives_keep_full_marks(grader: dict, graded: dict[str, Future], v
     scored, outcomes = graded[v.id].result()
     why = report(scored, outcomes)
     assert all(o.passed for o in outcomes), why
-    assert scored == {i: full(grader, i) for i in ITEMS}, why
+    assert scored == {i: full_marks(grader, i) for i in ITEMS}, why
 
 
 def test_variants_differ_from_the_reference() -> None:

@@ -27,7 +27,8 @@ from grader.checks import load_checks  # noqa: E402
 from grader.runner import Outcome, run_checks  # noqa: E402
 from grader.sandbox import detect_mode  # noqa: E402
 from grader.scoring import score_items  # noqa: E402
-from test_mistakes import FULL, Expect, assert_expectation, assert_no_sandbox_failure, loses, report, scores  # noqa: E402
+from test_mistakes import FULL, Expect, assert_expectation, assert_no_sandbox_failure, loses, scores  # noqa: E402
+from variants import apply_edits, report, sub  # noqa: E402
 
 ASSIGNMENT = "comp4423_a2"
 MOD = "tiny_nerf"
@@ -44,10 +45,6 @@ class Variant:
     edits: tuple[tuple[str, str], ...]
     expect: dict[str, Expect]  # item -> expectation (FULL for alternatives)
     only: tuple[str, ...] = ()  # fragments of the names of the checks to run (empty: all of 6.1 and 6.2)
-
-
-def sub(old: str, new: str) -> tuple[tuple[str, str], ...]:
-    return ((old, new),)
 
 
 IMPROVED = "\nIMPROVED = dict(BASELINE, filter_size=256)\n"
@@ -120,11 +117,7 @@ ALTERNATIVES = [
 
 
 def fabricate(variant: Variant) -> str:
-    source = REFERENCE
-    for old, new in variant.edits:
-        assert source.count(old) == 1, f"{variant.id}: {old!r} should occur exactly once in the reference {MOD}.py"
-        source = source.replace(old, new)
-    return source
+    return apply_edits(REFERENCE, variant.edits, f"{variant.id} ({MOD}.py)")
 
 
 @pytest.fixture(scope="module")
