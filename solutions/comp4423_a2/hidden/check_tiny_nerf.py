@@ -135,15 +135,21 @@ def _make_trainer(student: Student, which: str, seed: int = SEED) -> Handle:
     return trainer
 
 
-def _shapes(student: Student, trainer: Handle) -> list | None:
-    """Names and shapes of the trainer's model parameters, or None when they cannot be read."""
+def _state_dict(student: Student, trainer: Handle) -> dict | None:
+    """The trainer's model.state_dict() as plain data, or None when it cannot be read."""
     from grader.sandbox import StudentError
 
     try:
         sd = student.call(trainer, "model.state_dict", timeout=30)
     except StudentError:
         return None
-    if not isinstance(sd, dict):
+    return sd if isinstance(sd, dict) else None
+
+
+def _shapes(student: Student, trainer: Handle) -> list | None:
+    """Names and shapes of the trainer's model parameters, or None when they cannot be read."""
+    sd = _state_dict(student, trainer)
+    if sd is None:
         return None
     try:
         return sorted((k, tuple(np.asarray(v).shape)) for k, v in sd.items() if not isinstance(v, Handle))
@@ -159,13 +165,9 @@ def _shapes_of(student: Student, which: str) -> list | None:
 
 
 def _weights(student: Student, trainer: Handle) -> np.ndarray | None:
-    from grader.sandbox import StudentError
-
-    try:
-        sd = student.call(trainer, "model.state_dict", timeout=30)
-    except StudentError:
-        return None
-    if not isinstance(sd, dict):
+    """Every float array of the trainer's state_dict, flattened in name order, or None."""
+    sd = _state_dict(student, trainer)
+    if sd is None:
         return None
     parts = [np.asarray(v, dtype=np.float64).ravel() for _, v in sorted(sd.items()) if isinstance(v, np.ndarray)]
     return np.concatenate(parts) if parts else None
