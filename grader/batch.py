@@ -205,7 +205,7 @@ def grade_folder(assignment: Assignment, folder: Path, opts: Options, log: Calla
         progress.close()
     reused = sum(1 for r in records if r.pop("_reused", False))
     gradebook.write(opts.out / "gradebook.csv", assignment, records)
-    if any(i.kind == "manual" for i in assignment.items):
+    if any(i.kind == "manual" for i in assignment.items) or any(r.get("needs_review") for r in records):
         added = manual.update_template(marks_path, assignment, records)
         report.write_atomic(opts.out / "review.md", manual.review_sheet(assignment, records, ctx.manual_marks))
         if added:
@@ -327,7 +327,9 @@ def _grade_one(sub: intake.Submission, ctx: Context, opts: Options, slot: Slot |
                 fresh = run_checks(ctx.checks, box, sub.module_files, ctx.mode, opts.limits, only=todo,
                                    timeout_scale=opts.timeout_scale, threads=opts.threads,
                                    data_dir=assignment.public_data_dir, answers=answers,
-                                   figure_dir=opts.out / "feedback" / f"{sub.student_id}-figures", factory=factory)
+                                   figure_dir=opts.out / "feedback" / f"{sub.student_id}-figures", factory=factory,
+                                   import_seconds=assignment.limits.import_seconds,
+                                   cell_seconds=assignment.limits.cell_seconds)
                 ran = sorted(todo)
                 outcomes = _in_check_order(ctx.checks, outcomes + fresh)
         except intake.IntakeError as exc:
@@ -355,13 +357,15 @@ def _grade_one(sub: intake.Submission, ctx: Context, opts: Options, slot: Slot |
             reason = "; ".join(sorted({f"{o.item}: {o.message}" for o in bad}))[:300]
         if sub.late_days > assignment.late.max_days:
             reason = (reason + "; " if reason else "") + f"{sub.late_days} days late: more than {assignment.late.max_days} scores zero"
-    pending = [s.item.id for s in scores if s.state == "manual"] if graded else []
+    pending = [s.item.id for s in scores if s.state in ("manual", "review")] if graded else []
+    review = {s.item.id: _review_entry(s) for s in scores if s.state == "review" or (s.state == "ta_marked" and s.outcomes)}
     seconds = round(time.monotonic() - start, 2) if ran else (previous or {}).get("seconds", 0.0)
     record = {
         "student_id": sub.student_id, "name": sub.name, "zip": sub.zip_path.name, "status": status, "reason": reason,
         "intake_status": sub.status, "intake_reason": sub.reason,
         "notes": sub.notes, "items": {s.item.id: s.score for s in scores}, "total": total,
         "pending_manual": pending,
+        "needs_review": review,
         "late_days": sub.late_days, "submitted_at": sub.submitted_at,
         "final": final_mark(assignment, total, sub.late_days) if graded else 0.0,
         "seconds": seconds,
@@ -374,6 +378,16 @@ def _grade_one(sub: intake.Submission, ctx: Context, opts: Options, slot: Slot |
     report.write_atomic(path, report.dumps(report.gradescope_results(record, scores)))
     record["_reused"] = previous is not None and not ran
     return record
+
+
+def _review_entry(s: Any) -> dict[str, Any]:
+    """Why the grader could not decide an automatic item, with the evidence, for the TA's review sheet."""
+    decided = [o for o in s.outcomes if o.status != "review"]
+    return {
+        "reasons": [o.message for o in s.outcomes if o.status == "review"][:5],
+        "evidence": [o.detail for o in s.outcomes if o.status == "review" and o.detail][:5],
+        "decided": [f"{'passed' if o.passed else o.status}: {o.name}" for o in decided][:20],
+    }
 
 
 def _in_check_order(checks: list[Check], outcomes: list[Outcome]) -> list[Outcome]:

@@ -6,6 +6,7 @@ Hidden tests run in the trusted grader process. They reach the student's code on
 from __future__ import annotations
 
 import importlib.util
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -13,7 +14,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .protocol import Handle, TorchArray
-from .sandbox import Sandbox, SandboxError, StudentError
+from .sandbox import Sandbox, SandboxError, SandboxTimeout, StudentError
 
 
 class CheckFailed(AssertionError):
@@ -32,13 +33,22 @@ class Check:
     fn: Callable[["Student"], None]
     timeout: float
     module: str
+    budget: float = 0.0  # wall seconds for the whole check (every request; imports not counted)
+
+    @property
+    def total_budget(self) -> float:
+        return self.budget or max(8 * self.timeout, 240.0)
 
 
-def check(item: str, name: str, weight: float = 1.0, timeout: float = 30.0, module: str = "") -> Callable:
-    """Mark a hidden-test function as a check for a rubric item."""
+def check(item: str, name: str, weight: float = 1.0, timeout: float = 30.0, module: str = "",
+          budget: float = 0.0) -> Callable:
+    """Mark a hidden-test function as a check for a rubric item.
+
+    `timeout` bounds each request to the sandbox; `budget` bounds the whole check (default: 8 timeouts,
+    at least 4 minutes), so that a check looping over objects the student supplies cannot run forever."""
 
     def wrap(fn: Callable[["Student"], None]) -> Callable[["Student"], None]:
-        fn.__check__ = Check(item, name, weight, fn, timeout, module)  # type: ignore[attr-defined]
+        fn.__check__ = Check(item, name, weight, fn, timeout, module, budget)  # type: ignore[attr-defined]
         return fn
 
     return wrap
@@ -57,6 +67,15 @@ def load_checks(hidden_dir: Path) -> list[Check]:
     return found
 
 
+class NeedsReview(Exception):
+    """The item cannot be decided automatically (an entry point the checks need is missing, the layout
+    differs, the course's environment got in the way): a TA marks it, shown the reason and the evidence."""
+
+    def __init__(self, reason: str, evidence: str = "") -> None:
+        super().__init__(reason)
+        self.reason, self.evidence = reason, evidence
+
+
 class ModuleUnavailable(Exception):
     """The student's module could not be imported (error, timeout or crash)."""
 
@@ -72,10 +91,20 @@ class Student:
     sandbox: Sandbox
     timeout: float = 30.0
     import_timeout: float = 60.0
+    cell_timeout: float = 0.0  # per notebook cell / top-level statement while importing (0: none)
     module_state: dict[str, tuple[str, str]] = field(default_factory=dict)
     scale: float = 1.0  # multiplies timeouts that checks give explicitly
     answers: dict[str, str] = field(default_factory=dict)  # item id -> the student's written answer (text)
     saved_figures: list[tuple[str, np.ndarray]] = field(default_factory=list)  # (label, RGBA pixels) for feedback
+    deadline: float = float("inf")  # time.monotonic() by which the whole check must be done (all its requests)
+    module_names: dict[str, list[str]] = field(default_factory=dict)  # module -> public names it defines
+
+    def _timeout(self, wanted: float) -> float:
+        """A request's time limit: its own, but never past the check's total budget."""
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise SandboxTimeout("the check used up its total time budget")
+        return min(wanted, left)
 
     @property
     def data_dir(self) -> str:
@@ -98,8 +127,10 @@ class Student:
         limit = getattr(getattr(self.sandbox, "limits", None), "cpu_seconds", None)
         if self.sandbox.alive and not (limit and self.cpu_seconds() + cpu_needed > 0.9 * limit):
             return False
+        started = time.monotonic()
         self.sandbox.close()
         self.sandbox.start()
+        self.deadline += time.monotonic() - started
         for module, state in list(self.module_state.items()):
             if state == ("ok", ""):
                 del self.module_state[module]
@@ -111,8 +142,11 @@ class Student:
             return
         if state is not None:
             raise ModuleUnavailable(*state)
+        started = time.monotonic()
         try:
-            self.sandbox.request({"op": "load", "module": module}, self.import_timeout)
+            # The worker stops running cells a little before the import limit, so it always answers.
+            limits = {"cell": self.cell_timeout, "total": max(1.0, 0.9 * self.import_timeout - 1.0)} if self.cell_timeout else None
+            names = self.sandbox.request({"op": "load", "module": module, "limits": limits}, self.import_timeout)
         except StudentError as exc:
             self.module_state[module] = ("error", f"importing {module} failed: {exc.error}: {exc.message}"[:600])
             raise ModuleUnavailable(*self.module_state[module]) from None
@@ -120,7 +154,19 @@ class Student:
             self.sandbox.close()
             self.module_state[module] = (exc.status, f"importing {module} failed ({exc.status}): {exc}"[:600])
             raise ModuleUnavailable(*self.module_state[module]) from None
+        finally:
+            self.deadline += time.monotonic() - started  # imports have their own limit, not the check's budget
         self.module_state[module] = ("ok", "")
+        if isinstance(names, list):
+            self.module_names[module] = [str(n) for n in names[:100000]]
+
+    def names(self, module: str) -> list[str]:
+        """The public names the student's module (or notebook) defines; loads it if needed."""
+        self.load(module)
+        if module not in self.module_names:  # loaded by an earlier check: ask again (cheap, already imported)
+            names = self.sandbox.request({"op": "load", "module": module}, self._timeout(self.timeout))
+            self.module_names[module] = [str(n) for n in names[:100000]] if isinstance(names, list) else []
+        return list(self.module_names[module])
 
     def _target(self, where: str | Handle, path: str) -> dict[str, Any]:
         if isinstance(where, Handle):
@@ -140,14 +186,20 @@ class Student:
             message["repeat"], message["stack"] = repeat, stack
         if seed is not None:
             message["seed"] = seed
-        return self.sandbox.request(message, timeout * self.scale if timeout else self.timeout)
+        return self.sandbox.request(message, self._timeout(timeout * self.scale if timeout else self.timeout))
 
-    def get(self, where: str | Handle, path: str, ret: str = "auto") -> Any:
-        return self.sandbox.request({"op": "get", "target": self._target(where, path), "ret": ret}, self.timeout)
+    def get(self, where: str | Handle, path: str, ret: str = "auto", part: str | None = None) -> Any:
+        """A value of the student's module. For notebooks, `part` (a regex searched in the markdown
+        headings) asks for the value a top-level name had at the end of that part of the notebook,
+        not at its end (notebooks reuse names such as `I` or `L` in later parts)."""
+        target = self._target(where, path)
+        if part is not None:
+            target["part"] = part
+        return self.sandbox.request({"op": "get", "target": target, "ret": ret}, self._timeout(self.timeout))
 
     def figures(self, save_as: str = "") -> list[dict[str, Any]]:
         """Describe (and close) the student's open figures; keep their pictures for the feedback."""
-        figs = self.sandbox.request({"op": "figures", "images": True}, self.timeout)
+        figs = self.sandbox.request({"op": "figures", "images": True}, self._timeout(self.timeout))
         if not isinstance(figs, list):
             raise CheckFailed("the figures could not be read back", f"got {type(figs).__name__}")
         for n, fig in enumerate(figs, 1):
@@ -162,8 +214,10 @@ Tensor = TorchArray  # an argument that arrives in the sandbox as a torch tensor
 
 
 # -- comparisons with three-part messages ---------------------------------------------------------
-def as_array(value: Any, what: str, ndim: int | None = None) -> np.ndarray:
-    """Plain numeric array from a student's value, or a CheckFailed naming what came back."""
+def as_array(value: Any, what: str, ndim: int | None = None, allow_nonfinite: bool = False) -> np.ndarray:
+    """Plain numeric array from a student's value, or a CheckFailed naming what came back.
+
+    NaN and inf fail the check unless `allow_nonfinite` (a check that expects them must say so)."""
     if isinstance(value, Handle):
         raise CheckFailed(f"{what} should be an array, got a {value.type_name}")
     try:
@@ -174,7 +228,11 @@ def as_array(value: Any, what: str, ndim: int | None = None) -> np.ndarray:
         raise CheckFailed(f"{what} should be numeric, got dtype {arr.dtype}")
     if ndim is not None and arr.ndim != ndim:
         raise CheckFailed(f"{what} should have {ndim} dimension(s), got shape {arr.shape}")
-    return arr.astype(np.float64)
+    arr = arr.astype(np.float64)
+    if not allow_nonfinite and arr.size and not np.isfinite(arr).all():
+        bad = int((~np.isfinite(arr)).sum())
+        raise CheckFailed(f"{what} holds NaN or inf", f"{bad} of {arr.size} values are not finite")
+    return arr
 
 
 def expect_shape(arr: np.ndarray, shape: tuple[int, ...], what: str, hint: str = "") -> None:
@@ -182,10 +240,11 @@ def expect_shape(arr: np.ndarray, shape: tuple[int, ...], what: str, hint: str =
         raise CheckFailed(f"{what} has the wrong shape", f"expected {tuple(shape)}, got {tuple(arr.shape)}", hint)
 
 
-def expect_close(got: Any, expected: np.ndarray, what: str, atol: float = 1e-9, rtol: float = 0.0, hint: str = "") -> None:
-    got_arr = as_array(got, what)
+def expect_close(got: Any, expected: np.ndarray, what: str, atol: float = 1e-9, rtol: float = 0.0, hint: str = "",
+                 allow_nonfinite: bool = False) -> None:
+    got_arr = as_array(got, what, allow_nonfinite=allow_nonfinite)
     expected = np.asarray(expected, dtype=np.float64)
-    expect_shape(got_arr, expected.shape, what)
+    expect_shape(got_arr, expected.shape, what, hint)
     bad = ~np.isclose(got_arr, expected, atol=atol, rtol=rtol, equal_nan=False)
     if bad.any():
         diff = np.abs(np.where(np.isfinite(got_arr), got_arr, np.inf) - expected)

@@ -31,7 +31,8 @@ def read_marks(path: Path, assignment: Assignment) -> tuple[dict[tuple[str, str]
     """(marks by (student_id, item), problems found); a missing file means no marks yet."""
     if not path.exists():
         return {}, []
-    manual = {i.id: i for i in assignment.items if i.kind == "manual"}
+    # Manual items, and automatic items the grader routed to review (a TA mark applies only while they need review).
+    manual = {i.id: i for i in assignment.items if i.kind == "manual" or i.graded_automatically}
     marks: dict[tuple[str, str], ManualMark] = {}
     problems: list[str] = []
     text = path.read_text(encoding="utf-8-sig")
@@ -44,7 +45,7 @@ def read_marks(path: Path, assignment: Assignment) -> tuple[dict[tuple[str, str]
             continue
         where = f"{path.name} line {line} ({sid} {item})"
         if item not in manual:
-            problems.append(f"{where}: {item!r} is not a manually marked item of {assignment.id}")
+            problems.append(f"{where}: {item!r} is not an item of {assignment.id} a TA can mark")
             continue
         try:
             value = float(raw)
@@ -73,8 +74,8 @@ def update_template(path: Path, assignment: Assignment, records: list[dict[str, 
         [r["student_id"], item.id, "", ""]
         for r in sorted(records, key=lambda r: r["student_id"])
         if r["status"] not in ("naming_error",)
-        for item in manual
-        if (r["student_id"], item.id) not in existing
+        for item in assignment.items
+        if (item in manual or item.id in (r.get("needs_review") or {})) and (r["student_id"], item.id) not in existing
     ]
     if not new_rows and text.strip():
         return 0
@@ -111,4 +112,34 @@ def review_sheet(assignment: Assignment, records: list[dict[str, Any]], marks: d
                 reports = ", ".join(r.get("answer_sources") or []) or "none"
                 out.append(f"_No written answer found for {item.id}; files with answers or reports: {reports}._")
             out.append("")
+    out += _needs_review(assignment, graded, marks)
     return "\n".join(out) + "\n"
+
+
+def _needs_review(assignment: Assignment, records: list[dict[str, Any]],
+                  marks: dict[tuple[str, str], ManualMark]) -> list[str]:
+    """Automatic items the grader could not decide for some students: the reason and the evidence."""
+    out: list[str] = []
+    for item in assignment.items:
+        waiting = [r for r in records if item.id in (r.get("needs_review") or {})]
+        if not waiting:
+            continue
+        done = sum((r["student_id"], item.id) in marks for r in waiting)
+        out += [f"## Needs review: {item.id} {item.title} ({item.marks:g} marks) — {done}/{len(waiting)} marked", "",
+                "The grader could not decide this automatic item for these submissions. Mark it in manual_marks.csv.", ""]
+        for r in waiting:
+            mark = marks.get((r["student_id"], item.id))
+            state = f"{mark.marks:g} / {item.marks:g}" if mark else "not marked yet"
+            entry = r["needs_review"][item.id]
+            out += [f"### {r['student_id']} {r['name']} — {state}", ""]
+            text = "\n".join(["why: " + m for m in entry.get("reasons", [])] + ["evidence: " + e for e in entry.get("evidence", [])]
+                             + ["decided automatically: " + d for d in entry.get("decided", [])])
+            out += [_fence(text), ""]
+    return out
+
+
+def _fence(text: str) -> str:
+    """Student-derived text as an inert fenced block: a fence longer than any backtick run inside it."""
+    longest = max((len(run) for run in __import__("re").findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}text\n{text}\n{fence}"

@@ -30,13 +30,19 @@ Semantics (the same for every assignment):
   * Figures are closed after every cell, so checks see only the figures their own calls draw.
   * Markdown cells are not run; those headed `Answer <item id>` are written answers, which
     grader/answers.py reads from the file before any code runs.
+  * Parts: notebooks reuse names (`I`, `L`, `mask`) for the next object in later parts. After every
+    cell the module notes which top-level names were bound to a new object, so `value_in_part(module,
+    name, regex)` gives the value a name had at the end of the part whose markdown heading matches
+    (a part runs from its heading to the next heading of the same or a higher level).
 """
 from __future__ import annotations
 
 import json
 import os
 import re
+import signal
 import sys
+import time
 import types
 from typing import Any
 
@@ -179,8 +185,10 @@ class NotebookModule(types.ModuleType):
         if errors:
             first = "; ".join(f"cell {e['cell']} raised {e['error']}: {e['message'][:160]}" for e in errors[:3])
             more = f" (and {len(errors) - 3} more cells)" if len(errors) > 3 else ""
-            raise AttributeError(f"{where} defines no '{name}': {first}{more}; the other cells still ran")
-        raise AttributeError(f"{where} defines no '{name}' (no code cell assigns it)")
+            # A starter stub left in place is an unanswered task (scored), not another layout (reviewed).
+            kind = AttributeError if any(e["error"] == "NotImplementedError" for e in errors) else MissingName
+            raise kind(f"{where} defines no '{name}': {first}{more}; the other cells still ran")
+        raise MissingName(f"{where} defines no '{name}' (no code cell assigns it)")
 
 
 def data_root() -> str:
@@ -213,7 +221,94 @@ def _expose_data(cwd: str) -> None:
                 pass
 
 
-def load(name: str, path: str, skip_marked: bool = True) -> NotebookModule:
+_HEADING = re.compile(r"^(#{1,6})\s+(.*\S)\s*$")
+
+
+def headings(nb: dict[str, Any]) -> list[tuple[int, int, str]]:
+    """(1-based cell index, level, text) of every markdown heading, in order."""
+    found = []
+    for i, cell in enumerate(nb.get("cells", []), 1):
+        if cell.get("cell_type") != "markdown":
+            continue
+        for line in _source(cell).splitlines():
+            m = _HEADING.match(line.strip())
+            if m:
+                found.append((i, len(m.group(1)), m.group(2)))
+    return found
+
+
+def _note_bindings(ns: dict[str, Any], cell: int, last: dict[str, int], history: dict[str, list]) -> None:
+    for key, value in list(ns.items()):
+        if key.startswith("_") or key in ("get_ipython", "display"):
+            continue
+        if last.get(key) != id(value):
+            last[key] = id(value)
+            history.setdefault(key, []).append((cell, value))
+
+
+def value_in_part(module: Any, name: str, part: str) -> Any:
+    """The value `name` had at the end of the notebook part whose heading matches `part` (a regex)."""
+    parts = module.__dict__.get("_notebook_headings")
+    if parts is None:  # a .py module has no parts: its final value
+        return getattr(module, name)
+    pattern = re.compile(part, re.I)
+    start = next((n for n, h in enumerate(parts) if pattern.search(h[2])), None)
+    if start is None:
+        raise LookupError(f"{module.__dict__.get('__notebook__', 'the notebook')} has no heading matching {part!r}")
+    cell, level, _ = parts[start]
+    end = next((c for c, lv, _ in parts[start + 1:] if lv <= level), float("inf"))
+    bound = [v for c, v in module.__dict__.get("_notebook_history", {}).get(name, []) if c < end]
+    if not bound:
+        raise MissingName(f"{module.__dict__.get('__notebook__', 'the notebook')} defines no '{name}' up to the end of "
+                          f"the part headed {parts[start][2]!r}")
+    return bound[-1]
+
+
+class MissingName(AttributeError):
+    """A name the grader asked for is not defined by the student's module (another name or layout?)."""
+
+
+class CellTimeout(BaseException):
+    """A cell (or a module's top-level statement) ran past its time limit."""
+
+
+class TimeLimits:
+    """Per-cell (per top-level statement) time limits inside the worker, with SIGALRM.
+
+    A cell over its limit is interrupted and recorded like a failing cell; the next cell runs, as in
+    nbgrader. Once the whole import has used `total` seconds, the cells left are not run (recorded), so
+    the worker always answers before the grader's import limit. Code that swallows the interruption is
+    interrupted again every half second until its cell ends.
+    """
+
+    def __init__(self, cell: float | None, total: float | None) -> None:
+        self.cell, self.total = cell, total
+        self.started = time.monotonic()
+
+    def spent(self) -> bool:
+        return self.total is not None and time.monotonic() - self.started >= self.total
+
+    def run(self, code: Any, ns: dict[str, Any]) -> None:
+        if not self.cell:
+            exec(code, ns)  # noqa: S102 - inside the sandbox only
+            return
+        limit = self.cell
+        if self.total is not None:
+            limit = max(0.05, min(limit, self.total - (time.monotonic() - self.started)))
+
+        def interrupt(signum: int, frame: Any) -> None:
+            raise CellTimeout(f"stopped after {limit:.0f} s (the time limit of one cell or top-level statement)")
+
+        previous = signal.signal(signal.SIGALRM, interrupt)
+        signal.setitimer(signal.ITIMER_REAL, limit, 0.5)
+        try:
+            exec(code, ns)  # noqa: S102 - inside the sandbox only
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+
+
+def load(name: str, path: str, skip_marked: bool = True, limits: TimeLimits | None = None) -> NotebookModule:
     """Run the notebook at `path` as module `name` (registered in sys.modules); cell errors are kept."""
     nb = read(path)
     module = NotebookModule(name)
@@ -225,6 +320,10 @@ def load(name: str, path: str, skip_marked: bool = True) -> NotebookModule:
     ns["get_ipython"] = lambda: shell
     ns["display"] = _display
     ns["_notebook_errors"] = errors
+    history: dict[str, list] = {}
+    last: dict[str, int] = {}
+    ns["_notebook_history"] = history
+    ns["_notebook_headings"] = headings(nb)
     sys.modules[name] = module
     _expose_data(os.getcwd())
     for index, source in code_cells(nb):
@@ -238,9 +337,13 @@ def load(name: str, path: str, skip_marked: bool = True) -> NotebookModule:
             shell.ignored.append(first)
             continue
         filename = f"{path} [cell {index}]"
+        if limits is not None and limits.spent():
+            if len(errors) < MAX_ERRORS:
+                errors.append({"cell": index, "error": "NotRun", "message": "not run: the notebook used up its time limit"})
+            continue
         try:
             code = compile(to_python(source), filename, "exec")
-            exec(code, ns)  # noqa: S102 - this runs inside the sandbox only
+            (limits or TimeLimits(None, None)).run(code, ns)
         except KeyboardInterrupt:
             raise
         except BaseException as exc:  # noqa: BLE001 - a failing cell is data; the next cell runs
@@ -248,6 +351,7 @@ def load(name: str, path: str, skip_marked: bool = True) -> NotebookModule:
                 errors.append({"cell": index, "error": type(exc).__name__, "message": str(exc)[:500]})
         finally:
             _close_figures()
+            _note_bindings(ns, index, last, history)
     return module
 
 

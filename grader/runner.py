@@ -1,12 +1,13 @@
 """Run an assignment's hidden checks against one prepared submission box; return outcomes as data."""
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable
 
-from .checks import Check, CheckFailed, ModuleUnavailable, Student
+from .checks import Check, CheckFailed, ModuleUnavailable, NeedsReview, Student
 from .sandbox import Limits, Sandbox, SandboxError, StudentError
 
 
@@ -15,7 +16,7 @@ class Outcome:
     item: str
     name: str
     weight: float
-    status: str  # passed | failed | error | timeout | crashed
+    status: str  # passed | failed | error | timeout | crashed | review (a TA decides: see message and detail)
     message: str = ""
     detail: str = ""
     hint: str = ""
@@ -35,16 +36,23 @@ def run_checks(checks: list[Check], box: Path, module_files: dict[str, str], mod
                limits: Limits = Limits(), only: set[str] | None = None, threads: int = 1,
                timeout_scale: float = 1.0, data_dir: Path | None = None,
                answers: dict[str, str] | None = None, figure_dir: Path | None = None,
-               factory: Callable[[dict[str, str]], Sandbox] | None = None) -> list[Outcome]:
+               factory: Callable[[dict[str, str]], Sandbox] | None = None,
+               import_seconds: float = 60.0, cell_seconds: float = 20.0) -> list[Outcome]:
     """Run every check in a sandbox over `box`; a timeout or crash restarts the sandbox and goes on."""
     outcomes: list[Outcome] = []
     sandbox: Sandbox | None = None
-    module_state: dict[str, str] = {}
+    module_state: dict[str, tuple[str, str]] = {}
+    module_names: dict[str, list[str]] = {}
     try:
         for chk in checks:
             if only is not None and chk.item not in only:
                 continue
             if sandbox is None or not sandbox.alive:
+                # A new worker has imported nothing: every module is imported again, under the import
+                # limit, never lazily inside the next check's own limit.
+                for module, state in list(module_state.items()):
+                    if state == ("ok", ""):
+                        del module_state[module]
                 sandbox = (factory(module_files) if factory is not None
                            else Sandbox(box, module_files, mode, limits, threads, data_dir=data_dir))
                 try:
@@ -54,8 +62,10 @@ def run_checks(checks: list[Check], box: Path, module_files: dict[str, str], mod
                                             f"the sandbox could not start: {exc}"))
                     sandbox = None
                     continue
-            student = Student(sandbox, timeout=chk.timeout * timeout_scale, import_timeout=60.0 * timeout_scale,
-                              module_state=module_state, scale=timeout_scale, answers=dict(answers or {}))
+            student = Student(sandbox, timeout=chk.timeout * timeout_scale, import_timeout=import_seconds * timeout_scale,
+                              cell_timeout=cell_seconds * timeout_scale,
+                              module_state=module_state, scale=timeout_scale, answers=dict(answers or {}),
+                              deadline=time.monotonic() + chk.total_budget * timeout_scale, module_names=module_names)
             outcome = _run_one(chk, student)
             if sandbox is not None and sandbox.alive:
                 outcome = replace(outcome, peak_mb=sandbox.peak_memory_mb())
@@ -78,9 +88,17 @@ def _run_one(chk: Check, student: Student) -> Outcome:
         chk.fn(student)
     except CheckFailed as exc:
         return done("failed", exc.what, exc.detail, exc.hint)
+    except NeedsReview as exc:
+        return done("review", exc.reason, exc.evidence)
     except ModuleUnavailable as exc:
+        if exc.status == "error" and _ENVIRONMENT.search(str(exc)):
+            return done("review", f"the module could not be imported for a reason of environment, not of the answer: {exc}"[:600],
+                        "a library or file the code imports is not available to the grader")
         return done(exc.status, str(exc))
     except StudentError as exc:
+        if exc.error == "MissingName":
+            return done("review", f"an entry point the checks need was not found: {exc.message}"[:600],
+                        "the submission may use another name or layout than the starter's")
         hint = ""
         if exc.error == "NotImplementedError":
             hint = "this part is still the starter's stub"
@@ -92,6 +110,10 @@ def _run_one(chk: Check, student: Student) -> Outcome:
         return done("failed", f"the value your code returned could not be checked ({type(exc).__name__}: {exc})"[:600],
                     hint="return exactly the types and shapes the docstring asks for")
     return done("passed")
+
+
+# An import that failed on a missing library or file, not on the student's own logic.
+_ENVIRONMENT = re.compile(r"\b(ModuleNotFoundError|ImportError)\b(?!.*the submission has no file)")
 
 
 def _last_frame(trace: str) -> str:

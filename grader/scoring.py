@@ -11,7 +11,7 @@ from .spec import Assignment, Item
 class ItemScore:
     item: Item
     score: float | None  # None: not graded (manual and not marked yet, or not built yet)
-    state: str  # graded | ta_marked | manual (pending) | not_built | not_run
+    state: str  # graded | ta_marked | manual (pending) | review (pending: the grader could not decide) | not_built | not_run
     outcomes: tuple[Outcome, ...] = ()
     comment: str = ""  # the TA's comment on a manual item
 
@@ -35,6 +35,13 @@ def score_items(assignment: Assignment, outcomes: list[Outcome], graded: bool = 
             scores.append(ItemScore(item, 0.0, "not_run"))
         elif item.id in skipped:
             scores.append(ItemScore(item, None, "skipped"))
+        elif any(o.status == "review" for o in mine):
+            # Not decidable automatically: a TA's mark from manual_marks.csv, else pending (never a silent 0).
+            if item.id in manual:
+                marks, comment = manual[item.id]
+                scores.append(ItemScore(item, float(marks), "ta_marked", mine, comment=comment))
+            else:
+                scores.append(ItemScore(item, None, "review", mine))
         else:
             total = sum(o.weight for o in mine)
             earned = sum(o.weight for o in mine if o.passed)

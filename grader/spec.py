@@ -37,6 +37,14 @@ class LatePolicy:
 
 
 @dataclass(frozen=True)
+class TimeLimits:
+    """Wall-clock limits for importing a submission's module or notebook (before --timeout-scale)."""
+
+    import_seconds: float = 60.0  # one module or notebook, all its top-level code
+    cell_seconds: float = 20.0  # one notebook cell or one top-level statement of a .py module
+
+
+@dataclass(frozen=True)
 class Assignment:
     id: str
     title: str
@@ -49,6 +57,7 @@ class Assignment:
     items: tuple[Item, ...]
     solution_dir: Path
     starter_dir: Path
+    limits: "TimeLimits" = None  # type: ignore[assignment]  # set by load(); defaults when the rubric has no [limits]
 
     @property
     def public_data_dir(self) -> Path:
@@ -98,4 +107,13 @@ def load(assignment_id: str) -> Assignment:
             penalty_per_day=float(late.get("penalty_per_day", 0.0)), max_days=int(late.get("max_days", 0)),
         ),
         items=items, solution_dir=path.parent, starter_dir=STARTERS / assignment_id,
+        limits=_time_limits(raw.get("limits", {}), path),
     )
+
+
+def _time_limits(raw: dict, path: Path) -> TimeLimits:
+    limits = TimeLimits(**{k: float(v) for k, v in raw.items() if k in ("import_seconds", "cell_seconds")})
+    unknown = set(raw) - {"import_seconds", "cell_seconds"}
+    if unknown or limits.import_seconds <= 0 or limits.cell_seconds <= 0:
+        raise ValueError(f"{path}: [limits] takes positive import_seconds and cell_seconds (got {raw})")
+    return limits

@@ -7,6 +7,8 @@ only ever sees plain data coming back.
 """
 from __future__ import annotations
 
+import __future__
+import ast
 import importlib.util
 import io
 import json
@@ -41,7 +43,46 @@ class Worker:
         return self.handles[hid]
 
     # -- requests --------------------------------------------------------------------------
-    def load(self, name: str) -> Any:
+    @staticmethod
+    def _limits(limits: dict[str, Any] | None) -> notebook.TimeLimits | None:
+        if not limits:
+            return None
+        return notebook.TimeLimits(float(limits.get("cell") or 0) or None, float(limits.get("total") or 0) or None)
+
+    def _load_py(self, name: str, path: str, limits: notebook.TimeLimits | None) -> Any:
+        """Import a student's .py file. With time limits, each top-level statement runs under the
+        per-statement limit: one that runs too long is interrupted and skipped (recorded in
+        `_timed_out`), and the rest of the module still loads. Other errors fail the import as usual."""
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        if limits is None:
+            spec.loader.exec_module(module)
+            return module
+        with open(path, "rb") as fh:
+            source = fh.read()
+        tree = ast.parse(source, path)
+        flags = 0
+        ns = module.__dict__
+        timed_out = []
+        for stmt in tree.body:
+            if isinstance(stmt, ast.ImportFrom) and stmt.module == "__future__":
+                for alias in stmt.names:
+                    feature = getattr(__future__, alias.name, None)
+                    flags |= feature.compiler_flag if feature is not None else 0
+            code = compile(ast.Module([stmt], []), path, "exec", flags=flags, dont_inherit=True)
+            if limits.spent():
+                timed_out.append(f"line {stmt.lineno}: not run (the module used up its time limit)")
+                continue
+            try:
+                limits.run(code, ns)
+            except notebook.CellTimeout as exc:
+                timed_out.append(f"line {stmt.lineno}: {exc}")
+        if timed_out:
+            ns["_timed_out"] = timed_out
+        return module
+
+    def load(self, name: str, limits: dict[str, Any] | None = None) -> Any:
         if name in self.modules:
             return self.modules[name]
         if name not in self.module_files:
@@ -50,25 +91,32 @@ class Worker:
         if path in self._loaded_files:
             module = self._loaded_files[path]
         elif path.lower().endswith(".ipynb"):  # code cells run in order; failing cells are recorded
-            module = notebook.load(name, path)
+            module = notebook.load(name, path, limits=self._limits(limits))
             self._loaded_files[path] = module
         else:
-            spec = importlib.util.spec_from_file_location(name, path)
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[name] = module
-            spec.loader.exec_module(module)
+            module = self._load_py(name, path, self._limits(limits))
             self._loaded_files[path] = module
         self.modules[name] = module
         return module
 
     def resolve(self, target: dict[str, Any]) -> Any:
+        parts = [p for p in str(target.get("path", "")).split(".") if p]
+        for part in parts:
+            if part.startswith("__") and part not in ("__call__", "__class__", "__name__"):
+                raise AttributeError(f"refusing dunder attribute {part}")
         if "handle" in target:
             obj = self.lookup(int(target["handle"]))
         else:
             obj = self.load(str(target["module"]))
-        for part in filter(None, str(target.get("path", "")).split(".")):
-            if part.startswith("__") and part not in ("__call__", "__class__", "__name__"):
-                raise AttributeError(f"refusing dunder attribute {part}")
+            if parts:  # a module's top-level name: missing means another name or layout, not a wrong answer
+                first = parts.pop(0)
+                if target.get("part") is not None:
+                    obj = notebook.value_in_part(obj, first, str(target["part"]))
+                elif first in vars(obj) or isinstance(obj, notebook.NotebookModule):
+                    obj = getattr(obj, first)
+                else:
+                    raise notebook.MissingName(f"module '{target['module']}' has no attribute '{first}'")
+        for part in parts:
             if isinstance(obj, (list, tuple)) and part.isdigit():
                 obj = obj[int(part)]
             else:
@@ -105,7 +153,7 @@ class Worker:
         if op == "ping":
             return "pong"
         if op == "load":
-            module = self.load(str(request["module"]))
+            module = self.load(str(request["module"]), request.get("limits"))
             return sorted(n for n in vars(module) if not n.startswith("_"))
         if op == "get":
             return self.result(self.resolve(request["target"]), request.get("ret", "auto"))
