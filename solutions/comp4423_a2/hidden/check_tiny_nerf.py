@@ -63,6 +63,7 @@ STEP_TIMEOUT = 30.0
 BASELINE_BUDGET = 90.0
 IMPROVED_BUDGET = 180.0
 WALL_CAP = 600.0
+TRAIN_BUDGET = 2 * WALL_CAP + 300.0  # a check that trains both versions: their wall caps, plus the probes
 
 _CACHE: dict = {}  # (box, sha256 of the student's file) -> results (plain data only), across sandbox restarts
 LAST: dict = {}  # the latest experiment's numbers (PSNR, seconds, errors), for calibration and tests
@@ -335,7 +336,7 @@ def improvement_declared(student: Student) -> None:
     _require_improvement(student)
 
 
-@check("6.1", "the improved version trains and changes the result", weight=2, timeout=STEP_TIMEOUT, module=MOD)
+@check("6.1", "the improved version trains and changes the result", weight=2, timeout=STEP_TIMEOUT, budget=TRAIN_BUDGET, module=MOD)
 def improvement_trains(student: Student) -> None:
     _require_improvement(student)
     imp = _experiment(student, "IMPROVED")["IMPROVED"]
@@ -463,7 +464,7 @@ def renderer_analytic(student: Student) -> None:
                           "cumprod(1 - alpha)")
 
 
-@check("6.2", f"the baseline reaches {FLOOR_DB:g} dB on the held-out views", weight=3, timeout=STEP_TIMEOUT, module=MOD)
+@check("6.2", f"the baseline reaches {FLOOR_DB:g} dB on the held-out views", weight=3, timeout=STEP_TIMEOUT, budget=TRAIN_BUDGET, module=MOD)
 def baseline_floor(student: Student) -> None:
     _require_improvement(student)
     base = _usable(_experiment(student, "BASELINE")["BASELINE"], "the baseline does not train")
@@ -486,7 +487,7 @@ def _save_renders(student: Student, base: dict, imp: dict) -> None:
 
 
 @check("6.2", f"the improved version is at least as good (within {TOLERANCE_DB:g} dB) at the same budget", weight=4,
-       timeout=STEP_TIMEOUT, module=MOD)
+       timeout=STEP_TIMEOUT, budget=TRAIN_BUDGET, module=MOD)
 def improved_vs_baseline(student: Student) -> None:
     _require_improvement(student)
     imp = _usable(_experiment(student, "IMPROVED")["IMPROVED"], "the improved version does not train")
@@ -501,7 +502,7 @@ def improved_vs_baseline(student: Student) -> None:
                           "the held-out PSNR is what counts, not the PSNR against a training image")
 
 
-@check("6.2", "the same seed gives the same result (both versions)", weight=1, timeout=STEP_TIMEOUT, module=MOD)
+@check("6.2", "the same seed gives the same result (both versions)", weight=1, timeout=STEP_TIMEOUT, budget=TRAIN_BUDGET, module=MOD)
 def reproducible(student: Student) -> None:
     _require_improvement(student)
     for which in ("BASELINE", "IMPROVED"):
