@@ -59,15 +59,16 @@ def test_marks_file_validation(tmp_path: Path) -> None:
     path = tmp_path / "manual_marks.csv"
     path.write_text("student_id,item,marks,comment\n"
                     "a,2.2,15,ok\n"  # good
-                    "a,2.1,3,\n"  # 2.1 is automatic
+                    "a,2.1,3,\n"  # 2.1 is automatic: a TA mark counts while the item needs review
+                    "a,9.9,3,\n"  # no such item
                     "b,1.4,9,\n"  # above the item's 5 marks
                     "b,3.2,abc,\n"  # not a number
                     "c,6.3,,\n"  # empty: pending, no problem
                     "a,2.2,1,dup\n")  # second mark for a/2.2
     marks, problems = manual.read_marks(path, A2)
-    assert marks == {("a", "2.2"): manual.ManualMark(15.0, "ok")}
+    assert marks == {("a", "2.2"): manual.ManualMark(15.0, "ok"), ("a", "2.1"): manual.ManualMark(3.0, "")}
     assert len(problems) == 4
-    assert any("not a manually marked item" in p for p in problems)
+    assert any("'9.9' is not an item" in p for p in problems)
     assert any("outside 0..5" in p for p in problems)
     assert any("not a number" in p for p in problems)
 
