@@ -98,6 +98,7 @@ class Student:
     saved_figures: list[tuple[str, np.ndarray]] = field(default_factory=list)  # (label, RGBA pixels) for feedback
     deadline: float = float("inf")  # time.monotonic() by which the whole check must be done (all its requests)
     module_names: dict[str, list[str]] = field(default_factory=dict)  # module -> public names it defines
+    timed_out: dict[str, list[int]] = field(default_factory=dict)  # module -> cells / lines over their limit
 
     def _timeout(self, wanted: float) -> float:
         """A request's time limit: its own, but never past the check's total budget."""
@@ -145,7 +146,8 @@ class Student:
         started = time.monotonic()
         try:
             # The worker stops running cells a little before the import limit, so it always answers.
-            limits = {"cell": self.cell_timeout, "total": max(1.0, 0.9 * self.import_timeout - 1.0)} if self.cell_timeout else None
+            limits = {"cell": self.cell_timeout, "total": max(1.0, 0.9 * self.import_timeout - 1.0),
+                      "skip": self.timed_out.get(module, [])} if self.cell_timeout else None
             names = self.sandbox.request({"op": "load", "module": module, "limits": limits}, self.import_timeout)
         except StudentError as exc:
             self.module_state[module] = ("error", f"importing {module} failed: {exc.error}: {exc.message}"[:600])
@@ -157,16 +159,25 @@ class Student:
         finally:
             self.deadline += time.monotonic() - started  # imports have their own limit, not the check's budget
         self.module_state[module] = ("ok", "")
+        self._note_loaded(module, names)
+
+    def _note_loaded(self, module: str, reply: Any) -> None:
+        """Keep the module's names, and the cells that ran past their limit (a later worker skips them)."""
+        if not isinstance(reply, dict):
+            return
+        names, late = reply.get("names"), reply.get("timed_out")
         if isinstance(names, list):
             self.module_names[module] = [str(n) for n in names[:100000]]
+        if isinstance(late, list) and late:
+            known = self.timed_out.setdefault(module, [])
+            known += [int(k) for k in late[:1000] if isinstance(k, int) and k not in known]
 
     def names(self, module: str) -> list[str]:
         """The public names the student's module (or notebook) defines; loads it if needed."""
         self.load(module)
         if module not in self.module_names:  # loaded by an earlier check: ask again (cheap, already imported)
-            names = self.sandbox.request({"op": "load", "module": module}, self._timeout(self.timeout))
-            self.module_names[module] = [str(n) for n in names[:100000]] if isinstance(names, list) else []
-        return list(self.module_names[module])
+            self._note_loaded(module, self.sandbox.request({"op": "load", "module": module}, self._timeout(self.timeout)))
+        return list(self.module_names.get(module, []))
 
     def _target(self, where: str | Handle, path: str) -> dict[str, Any]:
         if isinstance(where, Handle):
@@ -197,16 +208,21 @@ class Student:
             target["part"] = part
         return self.sandbox.request({"op": "get", "target": target, "ret": ret}, self._timeout(self.timeout))
 
+    MAX_IMAGES = 8  # pictures kept per request; runner._save_figures also caps them per submission
+
     def figures(self, save_as: str = "") -> list[dict[str, Any]]:
-        """Describe (and close) the student's open figures; keep their pictures for the feedback."""
+        """Describe (and close) the student's open figures; keep their pictures for the feedback
+        (at most MAX_IMAGES per request, none for an empty or oversized picture)."""
         figs = self.sandbox.request({"op": "figures", "images": True}, self._timeout(self.timeout))
         if not isinstance(figs, list):
             raise CheckFailed("the figures could not be read back", f"got {type(figs).__name__}")
+        kept = 0
         for n, fig in enumerate(figs, 1):
             image = fig.pop("image", None) if isinstance(fig, dict) else None
             if isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 4 \
-                    and image.shape[0] <= 1000 and image.shape[1] <= 1000:
+                    and 0 < image.shape[0] <= 1000 and 0 < image.shape[1] <= 1000 and kept < self.MAX_IMAGES:
                 self.saved_figures.append((f"{save_as or 'figure'}-{n}", image))
+                kept += 1
         return figs
 
 

@@ -281,8 +281,9 @@ class TimeLimits:
     interrupted again every half second until its cell ends.
     """
 
-    def __init__(self, cell: float | None, total: float | None) -> None:
+    def __init__(self, cell: float | None, total: float | None, skip: list[int] | None = None) -> None:
         self.cell, self.total = cell, total
+        self.skip = set(skip or ())  # cells (statement lines) that ran past their limit in an earlier worker
         self.started = time.monotonic()
 
     def spent(self) -> bool:
@@ -341,12 +342,18 @@ def load(name: str, path: str, skip_marked: bool = True, limits: TimeLimits | No
             if len(errors) < MAX_ERRORS:
                 errors.append({"cell": index, "error": "NotRun", "message": "not run: the notebook used up its time limit"})
             continue
+        if limits is not None and index in limits.skip:
+            if len(errors) < MAX_ERRORS:
+                errors.append({"cell": index, "error": "CellTimeout", "message": "not run: it ran past its time limit in an earlier worker"})
+            continue
         try:
             code = compile(to_python(source), filename, "exec")
             (limits or TimeLimits(None, None)).run(code, ns)
         except KeyboardInterrupt:
             raise
         except BaseException as exc:  # noqa: BLE001 - a failing cell is data; the next cell runs
+            if isinstance(exc, CellTimeout):
+                ns.setdefault("_timed_out_at", []).append(index)
             if len(errors) < MAX_ERRORS:
                 errors.append({"cell": index, "error": type(exc).__name__, "message": str(exc)[:500]})
         finally:

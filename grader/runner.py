@@ -43,6 +43,7 @@ def run_checks(checks: list[Check], box: Path, module_files: dict[str, str], mod
     sandbox: Sandbox | None = None
     module_state: dict[str, tuple[str, str]] = {}
     module_names: dict[str, list[str]] = {}
+    timed_out: dict[str, list[int]] = {}  # a cell that ran past its limit once is skipped by later workers
     try:
         for chk in checks:
             if only is not None and chk.item not in only:
@@ -65,7 +66,8 @@ def run_checks(checks: list[Check], box: Path, module_files: dict[str, str], mod
             student = Student(sandbox, timeout=chk.timeout * timeout_scale, import_timeout=import_seconds * timeout_scale,
                               cell_timeout=cell_seconds * timeout_scale,
                               module_state=module_state, scale=timeout_scale, answers=dict(answers or {}),
-                              deadline=time.monotonic() + chk.total_budget * timeout_scale, module_names=module_names)
+                              deadline=time.monotonic() + chk.total_budget * timeout_scale, module_names=module_names,
+                              timed_out=timed_out)
             outcome = _run_one(chk, student)
             if sandbox is not None and sandbox.alive:
                 outcome = replace(outcome, peak_mb=sandbox.peak_memory_mb())
@@ -123,8 +125,17 @@ def _last_frame(trace: str) -> str:
     return lines[-1][:300] if lines else ""
 
 
+MAX_FIGURE_FILES = 32  # PNGs in one submission's figure folder
+MAX_FIGURE_BYTES = 24 << 20  # and their total size
+
+
 def _save_figures(folder: Path, chk: Check, figures: list) -> tuple[str, ...]:
-    """Encode the student's figure pixels as PNG here, in the grader (the sandbox only sent pixels)."""
+    """Encode the student's figure pixels as PNG here, in the grader (the sandbox only sent pixels).
+
+    At most MAX_FIGURE_FILES pictures and MAX_FIGURE_BYTES per submission (the folder is the
+    submission's own); a picture that cannot be encoded is left out, never failing the submission."""
+    import io
+
     from PIL import Image  # matplotlib's own image library; fast PNG at low compression
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -132,6 +143,16 @@ def _save_figures(folder: Path, chk: Check, figures: list) -> tuple[str, ...]:
     for n, (_, pixels) in enumerate(figures, 1):
         name = f"{chk.item}-{chk.name[:40]}-{n}".replace(" ", "_")
         name = "".join(c for c in name if c.isalnum() or c in "._-") + ".png"
-        Image.fromarray(pixels, mode="RGBA").save(folder / name, compress_level=1)
+        others = [p for p in folder.glob("*.png") if p.name != name]
+        if len(others) >= MAX_FIGURE_FILES:
+            break
+        try:
+            buf = io.BytesIO()
+            Image.fromarray(pixels, mode="RGBA").save(buf, format="PNG", compress_level=1)
+        except (ValueError, TypeError, OSError):  # an empty or malformed picture: no file for it
+            continue
+        if sum(p.stat().st_size for p in others) + buf.tell() > MAX_FIGURE_BYTES:
+            break
+        (folder / name).write_bytes(buf.getvalue())
         names.append(name)
     return tuple(names)

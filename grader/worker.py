@@ -47,7 +47,8 @@ class Worker:
     def _limits(limits: dict[str, Any] | None) -> notebook.TimeLimits | None:
         if not limits:
             return None
-        return notebook.TimeLimits(float(limits.get("cell") or 0) or None, float(limits.get("total") or 0) or None)
+        return notebook.TimeLimits(float(limits.get("cell") or 0) or None, float(limits.get("total") or 0) or None,
+                                   skip=[int(k) for k in limits.get("skip", [])])
 
     def _load_py(self, name: str, path: str, limits: notebook.TimeLimits | None) -> Any:
         """Import a student's .py file. With time limits, each top-level statement runs under the
@@ -64,7 +65,7 @@ class Worker:
         tree = ast.parse(source, path)
         flags = 0
         ns = module.__dict__
-        timed_out = []
+        timed_out, at = [], []
         for stmt in tree.body:
             if isinstance(stmt, ast.ImportFrom) and stmt.module == "__future__":
                 for alias in stmt.names:
@@ -74,12 +75,17 @@ class Worker:
             if limits.spent():
                 timed_out.append(f"line {stmt.lineno}: not run (the module used up its time limit)")
                 continue
+            if stmt.lineno in limits.skip:
+                timed_out.append(f"line {stmt.lineno}: not run (it ran past its time limit in an earlier worker)")
+                continue
             try:
                 limits.run(code, ns)
             except notebook.CellTimeout as exc:
                 timed_out.append(f"line {stmt.lineno}: {exc}")
+                at.append(stmt.lineno)
         if timed_out:
             ns["_timed_out"] = timed_out
+            ns["_timed_out_at"] = at
         return module
 
     def load(self, name: str, limits: dict[str, Any] | None = None) -> Any:
@@ -154,7 +160,8 @@ class Worker:
             return "pong"
         if op == "load":
             module = self.load(str(request["module"]), request.get("limits"))
-            return sorted(n for n in vars(module) if not n.startswith("_"))
+            return protocol.encode({"names": sorted(n for n in vars(module) if not n.startswith("_")),
+                                    "timed_out": [int(k) for k in vars(module).get("_timed_out_at", [])]})
         if op == "get":
             return self.result(self.resolve(request["target"]), request.get("ret", "auto"))
         if op == "call":
@@ -183,11 +190,14 @@ def _stack(values: list[Any]) -> Any:
     return np.stack(arrays)
 
 
+MAX_IMAGES = 8  # figures per request that come back with pixels (the grader enforces its own cap too)
+
+
 def describe_figures(close: bool, images: bool = False) -> list[dict[str, Any]]:
     """Plain-data description of every open matplotlib figure: axes, lines, scatter offsets.
 
-    With images=True each figure also comes with its pixels (uint8 RGBA, at most 640 px wide), which
-    the grader encodes as PNG itself for the student's feedback.
+    With images=True the first MAX_IMAGES figures also come with their pixels (uint8 RGBA, at most
+    640 px a side; none for an empty figure), which the grader encodes as PNG for the feedback.
     """
     if "matplotlib.pyplot" not in sys.modules:
         return []
@@ -223,9 +233,11 @@ def describe_figures(close: bool, images: bool = False) -> list[dict[str, Any]]:
                 }
             )
         entry: dict[str, Any] = {"axes": axes}
-        if images:
+        if images and sum("image" in f for f in figures) < MAX_IMAGES:
             try:
-                entry["image"] = _pixels(fig)
+                pixels = _pixels(fig)
+                if pixels.ndim == 3 and min(pixels.shape[:2]) > 0:  # a 0 x 8 inch figure draws nothing
+                    entry["image"] = pixels
             except Exception:  # noqa: BLE001 - a figure that cannot draw still gets described
                 pass
         figures.append(entry)

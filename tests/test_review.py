@@ -184,3 +184,25 @@ def test_a_check_that_never_ends_is_stopped_by_its_total_budget(box):
     start = time.monotonic()
     out = run_checks(_checks(walks, timeout=2.0, budget=3.0), box, {"m": "m.py"}, detect_mode())
     assert out[0].status == "timeout" and time.monotonic() - start < 30
+
+
+def test_a_cell_that_ran_past_its_limit_is_not_rerun_after_a_restart(box):
+    """A notebook's usage cell loops forever and a function hangs. After the hanging call's timeout the next
+    worker imports the notebook again: does it skip the endless cell instead of waiting for it again?"""
+    nb = {"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [
+        {"cell_type": "code", "id": f"c{n}", "metadata": {}, "outputs": [], "execution_count": None, "source": src}
+        for n, src in enumerate(["import time\ndef hang():\n    time.sleep(600)\ndef fast():\n    return 5",
+                                 "while True:\n    time.sleep(0.05)", "after = 1"])]}
+    (box / "nb.ipynb").write_text(json.dumps(nb))
+
+    def hangs(student: Student) -> None:
+        student.call("nb", "hang")
+
+    def quick(student: Student) -> None:
+        assert student.call("nb", "fast") == 5 and student.get("nb", "after") == 1
+
+    start = time.monotonic()
+    out = run_checks(_checks(hangs, quick, timeout=1.5), box, {"nb": "nb.ipynb"}, detect_mode(), cell_seconds=8.0)
+    took = time.monotonic() - start
+    assert [o.status for o in out] == ["timeout", "passed"]
+    assert took < 15, f"{took:.1f} s: the endless cell ran twice (8 s each)"
