@@ -14,17 +14,26 @@ import json
 import re
 from pathlib import Path
 
-MAX_FILE = 2 << 20  # bytes read from one answers file or notebook
+from .intake import MAX_MEMBER_BYTES
+
+MAX_FILE = 2 << 20  # bytes read from one answers.md
+MAX_NOTEBOOK = MAX_MEMBER_BYTES  # a notebook is read whole (plots make them large), up to intake's file limit
 MAX_ANSWER = 6000  # characters kept per item
 SECTION = re.compile(r"^#{1,6}\s*(?:answer\s+)?(?:task\s+)?(?P<item>\d+(?:\.\d+)+)\b", re.I)
 NB_ANSWER = re.compile(r"^\s*#{1,6}\s*answer\s+(?P<item>\d+(?:\.\d+)*)\b", re.I)
 
 
-def _read(path: Path) -> str:
+def _read(path: Path, limit: int = MAX_FILE) -> str:
+    return _read_all(path, limit)[0]
+
+
+def _read_all(path: Path, limit: int) -> tuple[str, bool]:
+    """(the first `limit` bytes as text, whether that is the whole file)."""
     if path.is_symlink() or not path.is_file():
-        return ""
+        return "", True
     with open(path, "rb") as fh:
-        return fh.read(MAX_FILE).decode("utf-8", "replace")
+        data = fh.read(limit + 1)
+    return data[:limit].decode("utf-8", "replace"), len(data) <= limit
 
 
 def from_markdown(text: str) -> dict[str, str]:
@@ -46,11 +55,18 @@ def from_markdown(text: str) -> dict[str, str]:
 
 def from_notebook(text: str) -> dict[str, str]:
     """Markdown cells headed `Answer <item>`; a notebook that is not JSON gives no answers."""
+    return _notebook_answers(text)[0]
+
+
+def _notebook_answers(text: str) -> tuple[dict[str, str], str]:
+    """(answers, why they could not be read: '' when the notebook was read)."""
     try:
         nb = json.loads(text)
-        cells = nb.get("cells", []) if isinstance(nb, dict) else []
-    except ValueError:
-        return {}
+    except (ValueError, RecursionError):
+        return {}, "the notebook is not valid JSON"
+    cells = nb.get("cells", []) if isinstance(nb, dict) else []
+    if not isinstance(cells, list):
+        return {}, "the notebook has no list of cells"
     found: dict[str, str] = {}
     for cell in cells:
         if not isinstance(cell, dict) or cell.get("cell_type") != "markdown":
@@ -61,7 +77,7 @@ def from_notebook(text: str) -> dict[str, str]:
         match = NB_ANSWER.match(first)
         if match:
             found[match["item"]] = _clean(rest)
-    return found
+    return found, ""
 
 
 def _clean(text: str) -> str:
@@ -78,10 +94,14 @@ def extract(box: Path) -> tuple[dict[str, str], list[str]]:
             continue
         name = path.name.lower()
         rel = str(path.relative_to(box))
+        problem = ""
         if name == "answers.md":
-            got = from_markdown(_read(path))
+            text, whole = _read_all(path, MAX_FILE)
+            got = from_markdown(text)
+            problem = "" if whole else f"only its first {MAX_FILE >> 20} MB were read"
         elif name.endswith(".ipynb"):
-            got = from_notebook(_read(path))
+            text, whole = _read_all(path, MAX_NOTEBOOK)
+            got, problem = _notebook_answers(text) if whole else ({}, f"larger than {MAX_NOTEBOOK >> 20} MB")
         elif name.endswith(".pdf"):
             sources.append(rel)
             continue
@@ -89,7 +109,9 @@ def extract(box: Path) -> tuple[dict[str, str], list[str]]:
             continue
         for item, text in got.items():
             answers.setdefault(item, text)
-        if got:
+        if problem:  # never a silent loss: the review sheet lists the file with the reason
+            sources.append(f"{rel} (written answers could not all be read: {problem})")
+        elif got:
             sources.append(rel)
     return answers, sources
 

@@ -1,4 +1,8 @@
-"""The class gradebook: one CSV row per submission, built from the per-student records."""
+"""The class gradebook: one CSV row per submission, built from the per-student records.
+
+Cells a submission can influence (name, status reason) are cleaned of terminal escapes and cannot
+start a spreadsheet formula (report.csv_cell); the terminal table shows them cleaned too.
+"""
 from __future__ import annotations
 
 import csv
@@ -6,7 +10,7 @@ import io
 from pathlib import Path
 from typing import Any
 
-from .report import write_atomic
+from .report import csv_cell, plain, write_atomic
 from .spec import Assignment
 
 
@@ -30,8 +34,9 @@ def write(path: Path, assignment: Assignment, records: list[dict[str, Any]]) -> 
     for r in sorted(records, key=lambda r: r["student_id"]):
         items = [_cell(r, i) for i in assignment.items]
         status = r["status"] + (f": {r['reason']}" if r["reason"] else "")
-        writer.writerow([r["student_id"], r["name"], *items, f"{r['total']:g}", r["late_days"], f"{r['final']:g}", status,
-                         " ".join(r.get("pending_manual", [])), r.get("provenance", {}).get("sandbox", "")])
+        writer.writerow([csv_cell(x) for x in (r["student_id"], r["name"], *items, f"{r['total']:g}", r["late_days"],
+                                               f"{r['final']:g}", status, " ".join(r.get("pending_manual", [])),
+                                               r.get("provenance", {}).get("sandbox", ""))])
     write_atomic(path, buf.getvalue())
 
 
@@ -45,7 +50,8 @@ def render(assignment: Assignment, records: list[dict[str, Any]]) -> str:
         status = r["status"] + (f": {r['reason']}" if r["reason"] else "")
         if r.get("pending_manual"):
             status += f" (TA marks pending: {len(r['pending_manual'])})"
-        rows.append([r["student_id"][:28], *items, f"{r['total']:g}", str(r["late_days"]), f"{r['final']:g}", status[:70]])
+        rows.append([plain(r["student_id"], one_line=True)[:28], *items, f"{r['total']:g}", str(r["late_days"]),
+                     f"{r['final']:g}", plain(status, one_line=True)[:70]])
     widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)] if rows else [len(h) for h in head]
     lines = ["  ".join(str(x).ljust(w) for x, w in zip(head, widths))]
     lines.append("  ".join("-" * w for w in widths))

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import csv
 import io
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .report import write_atomic
+from .report import csv_cell, md_block, md_inline, write_atomic
 from .spec import Assignment
 
 FIELDS = ["student_id", "item", "marks", "comment"]
@@ -40,7 +41,7 @@ def read_marks(path: Path, assignment: Assignment) -> tuple[dict[tuple[str, str]
     if reader.fieldnames is None or not {"student_id", "item", "marks"} <= set(reader.fieldnames):
         return {}, [f"{path.name}: the header must hold student_id,item,marks,comment"]
     for line, row in enumerate(reader, 2):
-        sid, item, raw = (row.get("student_id") or "").strip(), (row.get("item") or "").strip(), (row.get("marks") or "").strip()
+        sid, item, raw = _sid(row.get("student_id")), (row.get("item") or "").strip(), (row.get("marks") or "").strip()
         if not raw:
             continue
         where = f"{path.name} line {line} ({sid} {item})"
@@ -69,9 +70,9 @@ def update_template(path: Path, assignment: Assignment, records: list[dict[str, 
     text = path.read_text(encoding="utf-8-sig") if path.exists() else ""
     if text.strip():
         for row in csv.DictReader(io.StringIO(text)):
-            existing.add(((row.get("student_id") or "").strip(), (row.get("item") or "").strip()))
+            existing.add((_sid(row.get("student_id")), (row.get("item") or "").strip()))
     new_rows = [
-        [r["student_id"], item.id, "", ""]
+        [csv_cell(r["student_id"]), item.id, "", ""]
         for r in sorted(records, key=lambda r: r["student_id"])
         if r["status"] not in ("naming_error",)
         for item in assignment.items
@@ -90,6 +91,12 @@ def update_template(path: Path, assignment: Assignment, records: list[dict[str, 
     return len(new_rows)
 
 
+def _sid(cell: str | None) -> str:
+    """A student id as written by update_template (which puts ' before a leading = + - @)."""
+    sid = (cell or "").strip()
+    return sid[1:] if sid[:1] == "'" and sid[1:2] in ("=", "+", "-", "@") else sid
+
+
 def review_sheet(assignment: Assignment, records: list[dict[str, Any]], marks: dict[tuple[str, str], ManualMark]) -> str:
     """Markdown: per manual item, the guide, then each student's answer and current mark."""
     out = [f"# Review sheet: {assignment.title}", "",
@@ -104,12 +111,13 @@ def review_sheet(assignment: Assignment, records: list[dict[str, Any]], marks: d
         for r in graded:
             mark = marks.get((r["student_id"], item.id))
             state = f"{mark.marks:g} / {item.marks:g}" if mark else "not marked yet"
-            out += [f"### {r['student_id']} {r['name']} — {state}", ""]
+            out += [_heading(r, state), ""]
             answer = (r.get("answers") or {}).get(item.id)
-            if answer:
-                out += ["> " + line if line else ">" for line in answer.splitlines()]
+            if answer:  # quoted inertly: an answer cannot close the block, forge a heading or hide what follows
+                out.append(md_block("\n".join(textwrap.fill(line, 100, break_on_hyphens=False) if len(line) > 100 else line
+                                               for line in str(answer).splitlines())))
             else:
-                reports = ", ".join(r.get("answer_sources") or []) or "none"
+                reports = ", ".join(md_inline(s) for s in r.get("answer_sources") or []) or "none"
                 out.append(f"_No written answer found for {item.id}; files with answers or reports: {reports}._")
             out.append("")
     out += _needs_review(assignment, graded, marks)
@@ -131,7 +139,7 @@ def _needs_review(assignment: Assignment, records: list[dict[str, Any]],
             mark = marks.get((r["student_id"], item.id))
             state = f"{mark.marks:g} / {item.marks:g}" if mark else "not marked yet"
             entry = r["needs_review"][item.id]
-            out += [f"### {r['student_id']} {r['name']} — {state}", ""]
+            out += [_heading(r, state), ""]
             text = "\n".join(["why: " + m for m in entry.get("reasons", [])] + ["evidence: " + e for e in entry.get("evidence", [])]
                              + ["decided automatically: " + d for d in entry.get("decided", [])])
             out += [_fence(text), ""]
@@ -140,6 +148,8 @@ def _needs_review(assignment: Assignment, records: list[dict[str, Any]],
 
 def _fence(text: str) -> str:
     """Student-derived text as an inert fenced block: a fence longer than any backtick run inside it."""
-    longest = max((len(run) for run in __import__("re").findall(r"`+", text)), default=0)
-    fence = "`" * max(3, longest + 1)
-    return f"{fence}text\n{text}\n{fence}"
+    return md_block(text)
+
+
+def _heading(r: dict[str, Any], state: str) -> str:
+    return f"### {md_inline(r['student_id'])} {md_inline(r['name'])} — {state}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +21,10 @@ ALLOWED_DTYPES = frozenset(
     "|b1 |i1 |u1 <i2 <u2 <i4 <u4 <i8 <u8 <f2 <f4 <f8 <c8 <c16".split()
 )
 MAX_DEPTH = 32
+# Bounds on what one message may make the reader build, whatever its size in bytes: 60 MB of short
+# strings would otherwise become some 12 million Python objects (about 1 GB) in the grader.
+MAX_VALUES = 1_000_000  # JSON values (scalars, strings, lists, objects, dict keys) per message
+MAX_ARRAY_BYTES = 256 << 20  # decoded array bytes per message
 
 
 class ProtocolError(ValueError):
@@ -94,12 +99,31 @@ def _encode_array(arr: np.ndarray, kind: str) -> dict[str, Any]:
     }
 
 
-def decode(obj: Any, to_tensor: Any = None, from_handle: Any = None, depth: int = 0) -> Any:
+class _Budget:
+    """What one decode may still build: values and array bytes."""
+
+    def __init__(self, values: int, array_bytes: int) -> None:
+        self.values, self.array_bytes = values, array_bytes
+
+    def take(self, values: int = 1, array_bytes: int = 0) -> None:
+        self.values -= values
+        self.array_bytes -= array_bytes
+        if self.values < 0:
+            raise ProtocolError(f"more than {MAX_VALUES} values in one message")
+        if self.array_bytes < 0:
+            raise ProtocolError(f"more than {MAX_ARRAY_BYTES >> 20} MB of arrays in one message")
+
+
+def decode(obj: Any, to_tensor: Any = None, from_handle: Any = None, depth: int = 0, budget: _Budget | None = None) -> Any:
     """Strictly rebuild a value from plain data; raise ProtocolError on anything unexpected.
 
     `to_tensor` converts arrays tagged as torch (used inside the worker); the grader leaves arrays
-    as numpy. `from_handle` maps handle ids back to objects (worker side).
+    as numpy. `from_handle` maps handle ids back to objects (worker side). One call builds at most
+    MAX_VALUES values and MAX_ARRAY_BYTES of arrays.
     """
+    if budget is None:
+        budget = _Budget(MAX_VALUES, MAX_ARRAY_BYTES)
+    budget.take()
     if depth > MAX_DEPTH:
         raise ProtocolError("value nested too deeply")
     if obj is None or isinstance(obj, (bool, str, int, float)):
@@ -107,11 +131,13 @@ def decode(obj: Any, to_tensor: Any = None, from_handle: Any = None, depth: int 
             raise ProtocolError("bare non-finite float")
         return obj
     if isinstance(obj, list):
-        return [decode(v, to_tensor, from_handle, depth + 1) for v in obj]
+        return [decode(v, to_tensor, from_handle, depth + 1, budget) for v in obj]
     if not isinstance(obj, dict):
         raise ProtocolError(f"unexpected JSON type {type(obj).__name__}")
+    if "__malformed__" in obj:  # put there by loads() in place of a message too large to parse
+        raise ProtocolError(str(obj["__malformed__"])[:300])
     if "__nd__" in obj:
-        arr = _decode_array(obj)
+        arr = _decode_array(obj, budget)
         if obj["__nd__"] == "torch" and to_tensor is not None:
             return to_tensor(arr)
         return arr
@@ -126,12 +152,13 @@ def decode(obj: Any, to_tensor: Any = None, from_handle: Any = None, depth: int 
             raise ProtocolError("bad int tag")
         return int(text)
     if "__tuple__" in obj:
-        return tuple(decode(v, to_tensor, from_handle, depth + 1) for v in _list(obj["__tuple__"]))
+        return tuple(decode(v, to_tensor, from_handle, depth + 1, budget) for v in _list(obj["__tuple__"]))
     if "__dict__" in obj:
         inner = obj["__dict__"]
         if not isinstance(inner, dict):
             raise ProtocolError("bad dict tag")
-        return {str(k): decode(v, to_tensor, from_handle, depth + 1) for k, v in inner.items()}
+        budget.take(len(inner))  # the keys
+        return {str(k): decode(v, to_tensor, from_handle, depth + 1, budget) for k, v in inner.items()}
     if "__handle__" in obj:
         hid, type_name = obj["__handle__"], obj.get("type", "")
         if not isinstance(hid, int) or not isinstance(type_name, str):
@@ -146,7 +173,7 @@ def _list(value: Any) -> list:
     return value
 
 
-def _decode_array(obj: dict[str, Any]) -> np.ndarray:
+def _decode_array(obj: dict[str, Any], budget: _Budget) -> np.ndarray:
     dtype, shape, data = obj.get("dtype"), obj.get("shape"), obj.get("data")
     if dtype not in ALLOWED_DTYPES:
         raise ProtocolError(f"dtype {dtype!r} not allowed")
@@ -154,6 +181,7 @@ def _decode_array(obj: dict[str, Any]) -> np.ndarray:
         raise ProtocolError("bad array shape")
     if len(shape) > 32 or not isinstance(data, str):
         raise ProtocolError("bad array")
+    budget.take(array_bytes=len(data) * 3 // 4)
     raw = base64.b64decode(data.encode("ascii"), validate=True)
     dt = np.dtype(dtype)
     if math.prod(shape) * dt.itemsize != len(raw):
@@ -165,7 +193,21 @@ def dumps(message: dict[str, Any]) -> bytes:
     return json.dumps(message, allow_nan=False, separators=(",", ":")).encode("utf-8") + b"\n"
 
 
+_REPLY_ID = re.compile(rb'\{"id":(\d{1,15}),')
+
+
 def loads(line: bytes) -> dict[str, Any]:
+    """One message. A line that would hold more than MAX_VALUES values is not parsed: it becomes a
+    reply whose value fails to decode (that request fails as malformed), or a ProtocolError."""
+    # Every JSON value but the first follows a ',' or ':' or opens a '[' or '{' (counting those inside
+    # strings too only overestimates): a bound on the objects json.loads would build, read in C.
+    bound = line.count(b",") + line.count(b":") + line.count(b"[") + line.count(b"{") + 1
+    if bound > MAX_VALUES:
+        match = _REPLY_ID.match(line)
+        if match is None:
+            raise ProtocolError(f"malformed message: more than {MAX_VALUES} values")
+        return {"id": int(match[1]), "ok": True,
+                "value": {"__malformed__": f"the reply holds more than {MAX_VALUES} values (lists, strings, numbers)"}}
     try:
         message = json.loads(line.decode("utf-8"), parse_constant=_reject_constant)
     except (ValueError, RecursionError) as exc:  # ValueError: bad UTF-8/JSON, ints over Python's digit limit

@@ -55,7 +55,7 @@ def plain(text: Any, one_line: bool = False) -> str:
 
 _MD_INLINE = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "\\": "\\\\", "`": "\\`", "*": "\\*",
                             "[": "\\[", "]": "\\]", "|": "\\|", "~": "\\~", "#": "\\#"})
-_UNDERSCORE = re.compile(r"(?<![^\W_])_(?![^\W_])|(?<![^\W_])_|_(?![^\W_])")  # an _ that is not between two letters or digits
+_UNDERSCORE = re.compile(r"(?<![^\W_])_|_(?![^\W_])")  # an _ that is not between two letters or digits
 
 
 def md_inline(text: Any) -> str:
@@ -176,7 +176,8 @@ def feedback_markdown(record: dict[str, Any], scores: list[ItemScore], title: st
             got = _verdict(s)
         out.append(f"| {md_inline(s.item.id)} | {md_inline(s.item.title)} | {got} | {s.item.marks:g} |")
     if withheld:
-        out += ["", f"Items {', '.join(sorted(withheld))}: {WITHHELD}. The total and final mark come after the deadline too.", ""]
+        out += ["", f"Verdict only until the deadline for {', '.join(sorted(withheld))}: which checks failed, their messages "
+                "and the marks come after it, and so do the total and the final mark.", ""]
     else:
         out += ["", f"Total (items marked so far): **{record['total']:g}**. "
                 f"Late days: {record['late_days']}. Final mark: **{record['final']:g}** (capped at the course maximum).", ""]

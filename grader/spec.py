@@ -13,6 +13,9 @@ STARTERS = ROOT / "starter"
 FIXTURES = ROOT / "fixtures"
 
 
+FEEDBACK_LEVELS = ("full", "verdict")
+
+
 @dataclass(frozen=True)
 class Item:
     id: str
@@ -23,6 +26,9 @@ class Item:
     built: bool = True
     module: str | None = None
     guide: str = ""  # marking guide shown to TAs next to students' answers (manual items)
+    # What the student's feedback shows before the deadline: "full" (checks, messages, hints, marks) or
+    # "verdict" (only passed / not passed, for answers small enough to guess by resubmitting).
+    feedback: str = "full"
 
     @property
     def graded_automatically(self) -> bool:
@@ -89,12 +95,15 @@ def load(assignment_id: str) -> Assignment:
         Item(
             id=str(i["id"]), task=i["task"], title=i["title"], marks=float(i["marks"]), kind=i["kind"],
             built=bool(i.get("built", True)), module=i.get("module"), guide=str(i.get("guide", "")).strip(),
+            feedback=str(i.get("feedback", "full")),
         )
         for i in raw["items"]
     )
     for it in items:
         if it.kind not in ("auto", "manual"):
             raise ValueError(f"{path}: item {it.id} has kind {it.kind!r}; use 'auto' or 'manual'")
+        if it.feedback not in FEEDBACK_LEVELS:
+            raise ValueError(f"{path}: item {it.id} has feedback {it.feedback!r}; use one of {', '.join(FEEDBACK_LEVELS)}")
     if len({it.id for it in items}) != len(items):
         raise ValueError(f"{path}: duplicate item ids")
     deadline = late.get("deadline")

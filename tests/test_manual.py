@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -123,7 +124,8 @@ def test_review_sheet_shows_answers_next_to_the_guide(graded: tuple[Path, Path])
     _, out = graded
     sheet = (out / "review.md").read_text()
     assert "## 2.2" in sheet and "**Guide:**" in sheet
-    assert "> Each of the k x k kernel taps gets its own displacement" in sheet
+    # The answer is shown literally, inside a fenced block (no student text is rendered as Markdown or HTML).
+    assert re.search(r"\n```text\n(?:[^`\n]*\n)*?Each of the k x k kernel taps gets its own displacement", sheet)
     rows = list(csv.DictReader((out / "manual_marks.csv").open()))
     assert {(r["student_id"], r["item"]) for r in rows} == {(s, i) for s in ("11111111a", "33333333c") for i in ("1.4", "2.2", "3.2", "6.3")}
     assert all(r["marks"] == "" for r in rows)
