@@ -25,11 +25,13 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import answers as answers_mod
+from . import calibration
+from .calibration import Calibration
 from . import gradebook, intake, manual, report
 from .checks import Check, load_checks
-from .forkserver import ForkedSandbox, Slot
+from .forkserver import ForkedSandbox, Slot, self_test
 from .runner import Outcome, run_checks
-from .sandbox import Limits, detect_mode, scratch_dir, sweep_leftovers
+from .sandbox import Limits, SandboxUnavailable, detect_mode, scratch_dir, sweep_leftovers
 from .scoring import final_mark, score_items
 from .spec import ROOT, Assignment
 
@@ -65,6 +67,7 @@ class Options:
     only: frozenset[str] = frozenset()  # item ids to regrade even when their results are current
     progress: bool | None = None  # a progress bar (default: when stderr is a terminal)
     fork_server: bool = True  # bwrap mode: one long-lived sandbox per job forks a worker per submission
+    calibrate: bool = True  # time limits from the reference solution's timings on this machine (grader/calibration.py)
 
 
 @dataclass
@@ -78,6 +81,7 @@ class Context:
     hidden_files: dict[str, str]  # hidden test file -> sha256
     fixtures_hash: str
     manual_marks: dict[tuple[str, str], manual.ManualMark] = field(default_factory=dict)
+    calibration: Calibration | None = None
     _checks: list[Check] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -139,6 +143,11 @@ def build_context(assignment: Assignment, mode: str) -> Context:
     return ctx
 
 
+class GraderFault(Exception):
+    """The grading machine failed (a sandbox could not start): the batch stops, no student is charged,
+    nothing of the failed submission is kept, and the next run grades it again."""
+
+
 def grade_folder(assignment: Assignment, folder: Path, opts: Options, log: Callable[[str], None] = print) -> list[dict[str, Any]]:
     zips = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() == ".zip")
     if not zips:
@@ -153,14 +162,19 @@ def grade_folder(assignment: Assignment, folder: Path, opts: Options, log: Calla
     for stale in sweep_leftovers():
         log(f"removed the leftovers of a grader that was killed: {stale}")
     subs = [intake.identify(z, assignment) for z in zips]
-    _dedupe_ids(subs)
+    subs = _dedupe_ids(subs, opts.times, log)
     use_slots = opts.fork_server and mode == "bwrap"
     idle: list[Slot] = []
     if use_slots and _likely_work(subs, opts):  # the zygotes import torch while this process loads the checks
-        idle = [Slot(opts.limits, opts.threads, assignment.public_data_dir) for _ in range(max(1, min(opts.jobs, len(subs))))]
+        idle = [Slot(opts.limits, opts.threads, assignment.public_data_dir, assignment.preload)
+                for _ in range(max(1, min(opts.jobs, len(subs))))]
         for slot in idle:
             slot.start_soon()
     ctx = build_context(assignment, mode)
+    if opts.calibrate and any(s.status == "ok" for s in subs) and _likely_work(subs, opts):
+        keys = {i: k for i, k in ctx.item_keys.items() if not opts.only or i in opts.only}
+        ctx.calibration = calibration.load_or_measure(assignment, keys, lambda: ctx.checks, mode, opts.limits,
+                                                      opts.threads, log)
     (opts.out / "results").mkdir(parents=True, exist_ok=True)
     (opts.out / "feedback").mkdir(parents=True, exist_ok=True)
     marks_path = opts.out / "manual_marks.csv"
@@ -179,17 +193,31 @@ def grade_folder(assignment: Assignment, folder: Path, opts: Options, log: Calla
     local = threading.local()
     slots: list[Slot] = list(idle)
     lock = threading.Lock()
+    tested: list[bool] = []  # the sandbox's self-test passed (once per batch, before the first student code)
+    faults: list[str] = []  # the grading machine failed: stop, charge no one
+
+    def check_sandbox(slot: Slot | None) -> None:
+        with lock:
+            if not tested:
+                self_test(mode, opts.limits, opts.threads, assignment.public_data_dir, slot)
+                tested.append(True)
 
     def one(index: int) -> None:
+        if faults:
+            return
         slot = getattr(local, "slot", None)
         if use_slots and slot is None:
             with lock:
                 slot = idle.pop() if idle else None
                 if slot is None:
-                    slot = Slot(opts.limits, opts.threads, assignment.public_data_dir)
+                    slot = Slot(opts.limits, opts.threads, assignment.public_data_dir, assignment.preload)
                     slots.append(slot)
             local.slot = slot
-        records[index] = _grade_one(subs[index], ctx, opts, slot)
+        try:
+            records[index] = _grade_one(subs[index], ctx, opts, slot, before_run=check_sandbox)
+        except SandboxUnavailable as exc:
+            faults.append(str(exc))
+            return
         progress.advance(records[index])
 
     try:
@@ -203,6 +231,10 @@ def grade_folder(assignment: Assignment, folder: Path, opts: Options, log: Calla
         for slot in slots:
             slot.close()
         progress.close()
+    if faults:
+        done = sum(1 for r in records if r is not None)
+        raise GraderFault(f"{faults[0]}. The grader stopped after {done} of {len(subs)} submission(s); no student "
+                          "was charged for this, the gradebook was not rewritten, and the next run grades the rest.")
     reused = sum(1 for r in records if r.pop("_reused", False))
     gradebook.write(opts.out / "gradebook.csv", assignment, records)
     if any(i.kind == "manual" for i in assignment.items) or any(r.get("needs_review") for r in records):
@@ -273,13 +305,47 @@ class Progress:
             self.bar.close()
 
 
-def _dedupe_ids(subs: list[intake.Submission]) -> None:
-    seen: dict[str, int] = {}
+def _dedupe_ids(subs: list[intake.Submission], times: dict[str, datetime] | None = None,
+                log: Callable[[str], None] = print) -> list[intake.Submission]:
+    """One graded submission per student id: the latest one (by submission time when every zip of that id
+    has one, else by the zip's modification time, then its name). Earlier zips are superseded: not graded,
+    named in the kept submission's notes, so the id (and the TA's marks kept under it) stays with the
+    student. Misnamed zips (ids made from the file name) are never merged: they get -2, -3 suffixes."""
+    times = times or {}
+    groups: dict[str, list[intake.Submission]] = {}
     for sub in subs:
-        seen[sub.student_id] = seen.get(sub.student_id, 0) + 1
-        if seen[sub.student_id] > 1:
-            sub.notes.append(f"another zip has the same student id; this one is listed as {sub.student_id}-{seen[sub.student_id]}")
-            sub.student_id = f"{sub.student_id}-{seen[sub.student_id]}"
+        groups.setdefault(sub.student_id, []).append(sub)
+    superseded: set[int] = set()
+    for sid, group in groups.items():
+        if len(group) < 2:
+            continue
+        if any(sub.status == "naming_error" for sub in group):
+            for n, sub in enumerate(group[1:], 2):
+                sub.notes.append(f"another zip has the same name-derived id; this one is listed as {sid}-{n}")
+                sub.student_id = f"{sid}-{n}"
+            continue
+        stamps = [times.get(sub.zip_path.name) for sub in group]
+        if all(stamps) and len({(t.tzinfo is None) for t in stamps}) == 1:
+            order = sorted(range(len(group)), key=lambda i: (stamps[i], group[i].zip_path.name))
+            how = "submission time"
+        else:
+            order = sorted(range(len(group)), key=lambda i: (_mtime(group[i].zip_path), group[i].zip_path.name))
+            how = "file time"
+        latest = group[order[-1]]
+        earlier = [group[i] for i in order[:-1]]
+        latest.notes.append(f"{len(earlier)} earlier zip(s) of this student id were superseded by this one (latest by {how}): "
+                            + ", ".join(sub.zip_path.name for sub in earlier))
+        for sub in earlier:
+            superseded.add(id(sub))
+            log(f"{sub.zip_path.name}: superseded by {latest.zip_path.name} (same student id {sid}, later by {how}); not graded")
+    return [sub for sub in subs if id(sub) not in superseded]
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
 
 
 def _result_path(opts: Options, sub: intake.Submission) -> Path:
@@ -290,16 +356,22 @@ def _reusable(previous: dict[str, Any] | None, sub: intake.Submission, ctx: Cont
     """Items whose previous outcomes still hold, and the previous record's intake facts."""
     if previous is None or opts.force:
         return set(), {}
+    if "grader_error" in (previous.get("status"), previous.get("intake_status")):
+        return set(), {}  # a fault of the grader is never kept: grade the submission again
     prov = previous.get("provenance", {})
     if (prov.get("sha256"), prov.get("zip"), prov.get("sandbox")) != (sub.sha256, sub.zip_path.name, ctx.mode):
         return set(), {}
     old_keys = prov.get("item_keys", {})
     items = {i for i, k in ctx.item_keys.items() if old_keys.get(i) == k} - set(opts.only)
+    items -= {o.get("item") for o in previous.get("outcomes", []) if o.get("status") == "grader_error"}
     facts = {k: previous.get(k) for k in ("intake_status", "intake_reason", "answers", "answer_sources", "modules")}
     return items, facts
 
 
-def _grade_one(sub: intake.Submission, ctx: Context, opts: Options, slot: Slot | None = None) -> dict[str, Any]:
+def _grade_one(sub: intake.Submission, ctx: Context, opts: Options, slot: Slot | None = None,
+               before_run: Callable[[Slot | None], None] | None = None) -> dict[str, Any]:
+    """Grade one submission. Raises SandboxUnavailable (and writes nothing) when the grading machine
+    fails; `before_run` (the sandbox's self-test) runs before any of its code does."""
     assignment = ctx.assignment
     path = _result_path(opts, sub)
     previous = _load_previous(path) if path.exists() else None
@@ -317,6 +389,8 @@ def _grade_one(sub: intake.Submission, ctx: Context, opts: Options, slot: Slot |
         sub.status, sub.reason = facts["intake_status"], facts.get("intake_reason", "")
         todo = set()
     if sub.status == "ok" and (todo or not facts):
+        if todo and before_run is not None:
+            before_run(slot)
         box = slot.clear_box() if slot is not None else scratch_dir("box")
         factory = (lambda files: ForkedSandbox(slot, files, opts.limits)) if slot is not None else None
         try:
@@ -329,7 +403,7 @@ def _grade_one(sub: intake.Submission, ctx: Context, opts: Options, slot: Slot |
                                    data_dir=assignment.public_data_dir, answers=answers,
                                    figure_dir=opts.out / "feedback" / f"{sub.student_id}-figures", factory=factory,
                                    import_seconds=assignment.limits.import_seconds,
-                                   cell_seconds=assignment.limits.cell_seconds)
+                                   cell_seconds=assignment.limits.cell_seconds, calibration=ctx.calibration)
                 ran = sorted(todo)
                 outcomes = _in_check_order(ctx.checks, outcomes + fresh)
         except intake.IntakeError as exc:
@@ -342,6 +416,9 @@ def _grade_one(sub: intake.Submission, ctx: Context, opts: Options, slot: Slot |
                 shutil.rmtree(box, ignore_errors=True)
             else:
                 slot.clear_box()
+        faults = [o for o in outcomes if o.status == "grader_error"]  # a sandbox that could not start
+        if faults:
+            raise SandboxUnavailable(f"grading {sub.zip_path.name}: {faults[0].message}")
     elif sub.status == "ok":
         sub.module_files = facts.get("modules") or {}
     graded = sub.status == "ok"

@@ -97,8 +97,19 @@ class Student:
     answers: dict[str, str] = field(default_factory=dict)  # item id -> the student's written answer (text)
     saved_figures: list[tuple[str, np.ndarray]] = field(default_factory=list)  # (label, RGBA pixels) for feedback
     deadline: float = float("inf")  # time.monotonic() by which the whole check must be done (all its requests)
+    cap: float = float("inf")  # calibrated ceiling for requests that name their own timeout
     module_names: dict[str, list[str]] = field(default_factory=dict)  # module -> public names it defines
     timed_out: dict[str, list[int]] = field(default_factory=dict)  # module -> cells / lines over their limit
+    import_limits: dict[str, float] = field(default_factory=dict)  # module -> calibrated import limit (else import_timeout)
+    import_seconds: dict[str, float] = field(default_factory=dict)  # module -> how long its import took (calibration)
+    longest_request: float = 0.0  # seconds of this check's slowest request (calibration)
+
+    def _request(self, message: dict[str, Any], timeout: float) -> Any:
+        started = time.monotonic()
+        try:
+            return self.sandbox.request(message, timeout)
+        finally:
+            self.longest_request = max(self.longest_request, time.monotonic() - started)
 
     def _timeout(self, wanted: float) -> float:
         """A request's time limit: its own, but never past the check's total budget."""
@@ -146,9 +157,11 @@ class Student:
         started = time.monotonic()
         try:
             # The worker stops running cells a little before the import limit, so it always answers.
-            limits = {"cell": self.cell_timeout, "total": max(1.0, 0.9 * self.import_timeout - 1.0),
+            limit = self.import_limits.get(module, self.import_timeout)
+            limits = {"cell": min(self.cell_timeout, limit), "total": max(1.0, 0.9 * limit - 1.0),
                       "skip": self.timed_out.get(module, [])} if self.cell_timeout else None
-            names = self.sandbox.request({"op": "load", "module": module, "limits": limits}, self.import_timeout)
+            names = self.sandbox.request({"op": "load", "module": module, "limits": limits}, limit)
+            self.import_seconds.setdefault(module, time.monotonic() - started)
         except StudentError as exc:
             self.module_state[module] = ("error", f"importing {module} failed: {exc.error}: {exc.message}"[:600])
             raise ModuleUnavailable(*self.module_state[module]) from None
@@ -176,7 +189,7 @@ class Student:
         """The public names the student's module (or notebook) defines; loads it if needed."""
         self.load(module)
         if module not in self.module_names:  # loaded by an earlier check: ask again (cheap, already imported)
-            self._note_loaded(module, self.sandbox.request({"op": "load", "module": module}, self._timeout(self.timeout)))
+            self._note_loaded(module, self._request({"op": "load", "module": module}, self._timeout(self.timeout)))
         return list(self.module_names.get(module, []))
 
     def _target(self, where: str | Handle, path: str) -> dict[str, Any]:
@@ -197,7 +210,8 @@ class Student:
             message["repeat"], message["stack"] = repeat, stack
         if seed is not None:
             message["seed"] = seed
-        return self.sandbox.request(message, self._timeout(timeout * self.scale if timeout else self.timeout))
+        wanted = min(timeout * self.scale, self.cap) if timeout else self.timeout
+        return self._request(message, self._timeout(wanted))
 
     def get(self, where: str | Handle, path: str, ret: str = "auto", part: str | None = None) -> Any:
         """A value of the student's module. For notebooks, `part` (a regex searched in the markdown
@@ -206,14 +220,14 @@ class Student:
         target = self._target(where, path)
         if part is not None:
             target["part"] = part
-        return self.sandbox.request({"op": "get", "target": target, "ret": ret}, self._timeout(self.timeout))
+        return self._request({"op": "get", "target": target, "ret": ret}, self._timeout(self.timeout))
 
     MAX_IMAGES = 8  # pictures kept per request; runner._save_figures also caps them per submission
 
     def figures(self, save_as: str = "") -> list[dict[str, Any]]:
         """Describe (and close) the student's open figures; keep their pictures for the feedback
         (at most MAX_IMAGES per request, none for an empty or oversized picture)."""
-        figs = self.sandbox.request({"op": "figures", "images": True}, self._timeout(self.timeout))
+        figs = self._request({"op": "figures", "images": True}, self._timeout(self.timeout))
         if not isinstance(figs, list):
             raise CheckFailed("the figures could not be read back", f"got {type(figs).__name__}")
         kept = 0

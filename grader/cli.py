@@ -31,6 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar (default: when stderr is a terminal)")
     g.add_argument("--sandbox", choices=["bwrap", "rlimits"], help="force a sandbox mode (default: best available)")
+    g.add_argument("--calibrate", action=argparse.BooleanOptionalAction, default=True,
+                   help="set time limits from the reference solution's timings on this machine (measured once, "
+                        "cached; default: on)")
 
     s = sub.add_parser("starter", help="regenerate starter/<assignment> from solutions/<assignment>")
     s.add_argument("--assignment", required=True)
@@ -64,9 +67,13 @@ def _grade(args: argparse.Namespace) -> int:
         times=intake.read_times(args.times) if args.times else None,
         limits=limits, mode=args.sandbox, force=args.force, timeout_scale=args.timeout_scale,
         threads=max(1, (os.cpu_count() or 1) // max(1, args.jobs)), only=frozenset(args.only), progress=args.progress,
-        fork_server=args.fork_server,
+        fork_server=args.fork_server, calibrate=args.calibrate,
     )
-    records = batch.grade_folder(assignment, args.submissions, opts, log=lambda m: print(m, file=sys.stderr))
+    try:
+        records = batch.grade_folder(assignment, args.submissions, opts, log=lambda m: print(m, file=sys.stderr))
+    except batch.GraderFault as exc:  # the machine failed, not a student: stop loudly, write no zeros
+        print(f"error: the sandbox failed, grading stopped: {exc}", file=sys.stderr)
+        return 3
     print(gradebook.render(assignment, records))
     print(f"\nGradebook: {args.out / 'gradebook.csv'}; feedback: {args.out / 'feedback'}/; "
           f"Gradescope results: {args.out / 'results'}/")

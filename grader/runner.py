@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable
 
+from .calibration import FACTOR, REQUEST_FLOOR, Calibration
 from .checks import Check, CheckFailed, ModuleUnavailable, NeedsReview, Student
 from .sandbox import Limits, Sandbox, SandboxError, StudentError
 
@@ -37,8 +38,14 @@ def run_checks(checks: list[Check], box: Path, module_files: dict[str, str], mod
                timeout_scale: float = 1.0, data_dir: Path | None = None,
                answers: dict[str, str] | None = None, figure_dir: Path | None = None,
                factory: Callable[[dict[str, str]], Sandbox] | None = None,
-               import_seconds: float = 60.0, cell_seconds: float = 20.0) -> list[Outcome]:
-    """Run every check in a sandbox over `box`; a timeout or crash restarts the sandbox and goes on."""
+               import_seconds: float = 60.0, cell_seconds: float = 20.0,
+               calibration: Calibration | None = None, timings: dict | None = None) -> list[Outcome]:
+    """Run every check in a sandbox over `box`; a timeout or crash restarts the sandbox and goes on.
+
+    `calibration` (the reference's timings) tightens each limit; `timings`, when given, receives this
+    run's own timings (how a calibration is measured)."""
+    cal = calibration or Calibration()
+    import_limits = {m: cal.import_limit(m, import_seconds)[0] * timeout_scale for m in module_files}
     outcomes: list[Outcome] = []
     sandbox: Sandbox | None = None
     module_state: dict[str, tuple[str, str]] = {}
@@ -63,12 +70,23 @@ def run_checks(checks: list[Check], box: Path, module_files: dict[str, str], mod
                                             f"the sandbox could not start: {exc}"))
                     sandbox = None
                     continue
-            student = Student(sandbox, timeout=chk.timeout * timeout_scale, import_timeout=import_seconds * timeout_scale,
-                              cell_timeout=cell_seconds * timeout_scale,
+            request_limit, reference = cal.request_limit(chk.item, chk.name, float("inf"))
+            student = Student(sandbox, timeout=min(chk.timeout, request_limit) * timeout_scale,
+                              import_timeout=import_seconds * timeout_scale, import_limits=import_limits,
+                              cell_timeout=cell_seconds * timeout_scale, cap=request_limit * timeout_scale,
                               module_state=module_state, scale=timeout_scale, answers=dict(answers or {}),
-                              deadline=time.monotonic() + chk.total_budget * timeout_scale, module_names=module_names,
-                              timed_out=timed_out)
+                              deadline=time.monotonic() + cal.check_budget(chk.item, chk.name, chk.total_budget) * timeout_scale,
+                              module_names=module_names, timed_out=timed_out)
             outcome = _run_one(chk, student)
+            if timings is not None:
+                timings.setdefault("checks", {})[f"{chk.item}|{chk.name}"] = {
+                    "request": round(student.longest_request, 4), "check": outcome.seconds}
+                for module, took in student.import_seconds.items():
+                    timings.setdefault("imports", {}).setdefault(module, round(took, 4))
+            if outcome.status == "timeout" and reference is not None:
+                note = (f"time limit {request_limit * timeout_scale:.0f} s per request: {FACTOR:g}x the reference "
+                        f"solution's {reference:.2f} s on this machine, at least {REQUEST_FLOOR:g} s")
+                outcome = replace(outcome, detail="; ".join(x for x in (outcome.detail, note) if x))
             if sandbox is not None and sandbox.alive:
                 outcome = replace(outcome, peak_mb=sandbox.peak_memory_mb())
             if figure_dir is not None and student.saved_figures:
