@@ -24,9 +24,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 FACTOR = 10.0
-REQUEST_FLOOR = 10.0  # seconds: one request to the sandbox
-CHECK_FLOOR = 30.0  # seconds: a whole check
+REQUEST_FLOOR = 5.0  # seconds: one request to the sandbox
+CHECK_FLOOR = 20.0  # seconds: a whole check
 IMPORT_FLOOR = 20.0  # seconds: importing one module or running one notebook
+CELL_FLOOR = 5.0  # seconds: one notebook cell or top-level statement
 SKIP = {"hidden", "public_tests", "tests", "rubric.toml"}
 
 
@@ -36,6 +37,7 @@ class Calibration:
 
     checks: dict[str, dict[str, float]] = field(default_factory=dict)  # "item|name" -> {"request": s, "check": s}
     imports: dict[str, float] = field(default_factory=dict)  # module -> seconds
+    cells: dict[str, float] = field(default_factory=dict)  # module -> seconds of its slowest cell / statement
 
     def request_limit(self, item: str, name: str, declared: float) -> tuple[float, float | None]:
         """(limit for one request of this check, the reference's time or None when not calibrated)."""
@@ -54,9 +56,9 @@ class Calibration:
             return declared, None
         return min(declared, max(IMPORT_FLOOR, FACTOR * ref)), ref
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"factor": FACTOR, "floors": {"request": REQUEST_FLOOR, "check": CHECK_FLOOR, "import": IMPORT_FLOOR},
-                "checks": self.checks, "imports": self.imports}
+    def cell_limit(self, module: str, declared: float) -> float:
+        ref = self.cells.get(module)
+        return declared if ref is None else min(declared, max(CELL_FLOOR, FACTOR * ref))
 
 
 def cache_dir() -> Path:
@@ -88,22 +90,25 @@ def load_or_measure(assignment: Any, item_keys: dict[str, str], checks: Callable
         log(f"calibrated {len(fresh.checks)} checks in {time.monotonic() - started:.1f} s")
         for item in missing:
             mine = {k: v for k, v in fresh.checks.items() if k.split("|", 1)[0] == item}
-            cached[item_keys[item]] = {"checks": mine, "imports": fresh.imports}
+            cached[item_keys[item]] = {"checks": mine, "imports": fresh.imports, "cells": fresh.cells}
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps({"factor": FACTOR, "items": cached}, indent=1))
+            tmp.write_text(json.dumps({"factor": FACTOR, "floors": {"request": REQUEST_FLOOR, "check": CHECK_FLOOR,
+                                       "import": IMPORT_FLOOR, "cell": CELL_FLOOR}, "items": cached}, indent=1))
             os.replace(tmp, path)
         except OSError as exc:
             log(f"WARNING: could not cache the calibration in {path.parent}: {exc}")
     checks_all: dict[str, dict[str, float]] = {}
     imports: dict[str, float] = {}
+    cells: dict[str, float] = {}
     for key in item_keys.values():
         entry = cached.get(key) or {}
         checks_all.update(entry.get("checks", {}))
-        for module, took in entry.get("imports", {}).items():
-            imports[module] = max(imports.get(module, 0.0), float(took))
-    return Calibration(checks=checks_all, imports=imports)
+        for mine, merged in ((entry.get("imports", {}), imports), (entry.get("cells", {}), cells)):
+            for module, took in mine.items():
+                merged[module] = max(merged.get(module, 0.0), float(took))
+    return Calibration(checks=checks_all, imports=imports, cells=cells)
 
 
 def measure(assignment: Any, checks: list, mode: str, limits: Any, threads: int, only: set[str] | None = None) -> Calibration:
@@ -128,4 +133,4 @@ def measure(assignment: Any, checks: list, mode: str, limits: Any, threads: int,
         shutil.rmtree(box, ignore_errors=True)
     passed = {f"{o.item}|{o.name}" for o in outcomes if o.passed}
     per_check = {k: v for k, v in timings.get("checks", {}).items() if k in passed}
-    return Calibration(checks=per_check, imports=dict(timings.get("imports", {})))
+    return Calibration(checks=per_check, imports=dict(timings.get("imports", {})), cells=dict(timings.get("cells", {})))

@@ -102,6 +102,8 @@ class Student:
     timed_out: dict[str, list[int]] = field(default_factory=dict)  # module -> cells / lines over their limit
     import_limits: dict[str, float] = field(default_factory=dict)  # module -> calibrated import limit (else import_timeout)
     import_seconds: dict[str, float] = field(default_factory=dict)  # module -> how long its import took (calibration)
+    cell_limits: dict[str, float] = field(default_factory=dict)  # module -> calibrated per-cell limit (else cell_timeout)
+    slowest_cell: dict[str, float] = field(default_factory=dict)  # module -> its slowest cell / statement (calibration)
     longest_request: float = 0.0  # seconds of this check's slowest request (calibration)
 
     def _request(self, message: dict[str, Any], timeout: float) -> Any:
@@ -158,7 +160,8 @@ class Student:
         try:
             # The worker stops running cells a little before the import limit, so it always answers.
             limit = self.import_limits.get(module, self.import_timeout)
-            limits = {"cell": min(self.cell_timeout, limit), "total": max(1.0, 0.9 * limit - 1.0),
+            cell = min(self.cell_limits.get(module, self.cell_timeout), limit)
+            limits = {"cell": cell, "total": max(1.0, 0.9 * limit - 1.0),
                       "skip": self.timed_out.get(module, [])} if self.cell_timeout else None
             names = self.sandbox.request({"op": "load", "module": module, "limits": limits}, limit)
             self.import_seconds.setdefault(module, time.monotonic() - started)
@@ -179,6 +182,8 @@ class Student:
         if not isinstance(reply, dict):
             return
         names, late = reply.get("names"), reply.get("timed_out")
+        if isinstance(reply.get("slowest_cell"), (int, float)):
+            self.slowest_cell.setdefault(module, float(reply["slowest_cell"]))
         if isinstance(names, list):
             self.module_names[module] = [str(n) for n in names[:100000]]
         if isinstance(late, list) and late:

@@ -285,11 +285,23 @@ class TimeLimits:
         self.cell, self.total = cell, total
         self.skip = set(skip or ())  # cells (statement lines) that ran past their limit in an earlier worker
         self.started = time.monotonic()
+        self.slowest = 0.0  # seconds of the slowest cell that finished (calibration)
 
     def spent(self) -> bool:
         return self.total is not None and time.monotonic() - self.started >= self.total
 
     def run(self, code: Any, ns: dict[str, Any]) -> None:
+        began = time.monotonic()
+        try:
+            self._run(code, ns)
+        except CellTimeout:
+            raise
+        except BaseException:
+            self.slowest = max(self.slowest, time.monotonic() - began)
+            raise
+        self.slowest = max(self.slowest, time.monotonic() - began)
+
+    def _run(self, code: Any, ns: dict[str, Any]) -> None:
         if not self.cell:
             exec(code, ns)  # noqa: S102 - inside the sandbox only
             return
@@ -359,6 +371,8 @@ def load(name: str, path: str, skip_marked: bool = True, limits: TimeLimits | No
         finally:
             _close_figures()
             _note_bindings(ns, index, last, history)
+    if limits is not None:
+        ns["_slowest_cell"] = limits.slowest
     return module
 
 

@@ -24,6 +24,7 @@ class Outcome:
     seconds: float = 0.0
     peak_mb: float = 0.0  # peak resident memory of the sandbox during this check
     figures: tuple[str, ...] = ()  # PNG files (in the feedback folder) of the figures this check looked at
+    adaptations: tuple[str, ...] = ()  # what the worker's compat changed first during this check (grader/compat.py)
 
     @property
     def passed(self) -> bool:
@@ -46,7 +47,9 @@ def run_checks(checks: list[Check], box: Path, module_files: dict[str, str], mod
     run's own timings (how a calibration is measured)."""
     cal = calibration or Calibration()
     import_limits = {m: cal.import_limit(m, import_seconds)[0] * timeout_scale for m in module_files}
+    cell_limits = {m: cal.cell_limit(m, cell_seconds) * timeout_scale for m in module_files}
     outcomes: list[Outcome] = []
+    adapted: set[str] = set()
     sandbox: Sandbox | None = None
     module_state: dict[str, tuple[str, str]] = {}
     module_names: dict[str, list[str]] = {}
@@ -74,6 +77,7 @@ def run_checks(checks: list[Check], box: Path, module_files: dict[str, str], mod
             student = Student(sandbox, timeout=min(chk.timeout, request_limit) * timeout_scale,
                               import_timeout=import_seconds * timeout_scale, import_limits=import_limits,
                               cell_timeout=cell_seconds * timeout_scale, cap=request_limit * timeout_scale,
+                              cell_limits=cell_limits,
                               module_state=module_state, scale=timeout_scale, answers=dict(answers or {}),
                               deadline=time.monotonic() + cal.check_budget(chk.item, chk.name, chk.total_budget) * timeout_scale,
                               module_names=module_names, timed_out=timed_out)
@@ -83,6 +87,8 @@ def run_checks(checks: list[Check], box: Path, module_files: dict[str, str], mod
                     "request": round(student.longest_request, 4), "check": outcome.seconds}
                 for module, took in student.import_seconds.items():
                     timings.setdefault("imports", {}).setdefault(module, round(took, 4))
+                for module, took in student.slowest_cell.items():
+                    timings.setdefault("cells", {}).setdefault(module, round(took, 4))
             if outcome.status == "timeout" and reference is not None:
                 note = (f"time limit {request_limit * timeout_scale:.0f} s per request: {FACTOR:g}x the reference "
                         f"solution's {reference:.2f} s on this machine, at least {REQUEST_FLOOR:g} s")
@@ -91,11 +97,24 @@ def run_checks(checks: list[Check], box: Path, module_files: dict[str, str], mod
                 outcome = replace(outcome, peak_mb=sandbox.peak_memory_mb())
             if figure_dir is not None and student.saved_figures:
                 outcome = replace(outcome, figures=_save_figures(figure_dir, chk, student.saved_figures))
+            if sandbox is not None and sandbox.alive:  # the course's environment, as adapted so far
+                new = [a for a in _adaptations(sandbox) if a not in adapted]
+                adapted.update(new)
+                outcome = replace(outcome, adaptations=tuple(new))
             outcomes.append(outcome)
     finally:
         if sandbox is not None:
             sandbox.close()
     return outcomes
+
+
+def _adaptations(sandbox: Sandbox) -> list[str]:
+    """What the worker's compat changed so the course's code could run (shown to the student; never a verdict)."""
+    try:
+        got = sandbox.request({"op": "adaptations"}, 5.0)
+    except (SandboxError, StudentError):
+        return []
+    return [a[:300] for a in got[:40] if isinstance(a, str)] if isinstance(got, list) else []
 
 
 def _run_one(chk: Check, student: Student) -> Outcome:

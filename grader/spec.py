@@ -64,11 +64,16 @@ class Assignment:
     solution_dir: Path
     starter_dir: Path
     limits: "TimeLimits" = None  # type: ignore[assignment]  # set by load(); defaults when the rubric has no [limits]
+    # Libraries the fork server imports once per job before any student code ([assignment] preload);
+    # None: the grader's default list (grader/zygote.py PRELOAD). Import only what the assignment needs.
+    preload: tuple[str, ...] | None = None
+
+    data_dir: Path | None = None  # [assignment] data, relative to the rubric (an assignment folder outside solutions/)
 
     @property
     def public_data_dir(self) -> Path:
         """Fixture inputs the student's code may read (mounted read-only at /data in the sandbox)."""
-        return FIXTURES / "data" / self.id / "public"
+        return self.data_dir if self.data_dir is not None else FIXTURES / "data" / self.id / "public"
 
     @property
     def total_marks(self) -> float:
@@ -86,11 +91,19 @@ def available() -> list[str]:
 
 
 def load(assignment_id: str) -> Assignment:
-    path = SOLUTIONS / assignment_id / "rubric.toml"
+    """An assignment by id (solutions/<id>/rubric.toml) or by the path of its folder (any folder holding a
+    rubric.toml and hidden/; its [assignment] data key then names the public data folder, relative to it)."""
+    folder = Path(assignment_id)
+    external = ("/" in assignment_id or assignment_id.startswith(".")) and (folder / "rubric.toml").is_file()
+    path = folder.resolve() / "rubric.toml" if external else SOLUTIONS / assignment_id / "rubric.toml"
     if not path.is_file():
-        raise ValueError(f"unknown assignment {assignment_id!r}; known: {', '.join(available()) or 'none'}")
+        raise ValueError(f"unknown assignment {assignment_id!r}; known: {', '.join(available()) or 'none'} "
+                         f"(or give the path of a folder holding rubric.toml)")
     raw = tomllib.loads(path.read_text())
     a, naming, late = raw["assignment"], raw["naming"], raw.get("late", {})
+    if str(a.get("id")) != path.parent.name:
+        raise ValueError(f"{path}: [assignment] id is {a.get('id')!r} but the folder is {path.parent.name!r}; "
+                         f"they must be the same (starter and fixture paths follow the id)")
     items = tuple(
         Item(
             id=str(i["id"]), task=i["task"], title=i["title"], marks=float(i["marks"]), kind=i["kind"],
@@ -115,8 +128,10 @@ def load(assignment_id: str) -> Assignment:
             deadline=datetime.fromisoformat(deadline) if deadline else None,
             penalty_per_day=float(late.get("penalty_per_day", 0.0)), max_days=int(late.get("max_days", 0)),
         ),
-        items=items, solution_dir=path.parent, starter_dir=STARTERS / assignment_id,
+        items=items, solution_dir=path.parent, starter_dir=STARTERS / a["id"] if not external else path.parent / "starter",
+        data_dir=(path.parent / a["data"]).resolve() if external and a.get("data") else None,
         limits=_time_limits(raw.get("limits", {}), path),
+        preload=_preload(a.get("preload"), path),
     )
 
 
@@ -126,3 +141,11 @@ def _time_limits(raw: dict, path: Path) -> TimeLimits:
     if unknown or limits.import_seconds <= 0 or limits.cell_seconds <= 0:
         raise ValueError(f"{path}: [limits] takes positive import_seconds and cell_seconds (got {raw})")
     return limits
+
+
+def _preload(raw: object, path: Path) -> tuple[str, ...] | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, list) or not all(isinstance(n, str) and re.fullmatch(r"[A-Za-z_][\w.]*", n) for n in raw):
+        raise ValueError(f"{path}: [assignment] preload is a list of module names, e.g. [\"numpy\", \"matplotlib.pyplot\"]")
+    return tuple(raw)

@@ -87,6 +87,7 @@ class Worker:
         if timed_out:
             ns["_timed_out"] = timed_out
             ns["_timed_out_at"] = at
+        ns["_slowest_cell"] = limits.slowest
         return module
 
     def load(self, name: str, limits: dict[str, Any] | None = None) -> Any:
@@ -162,7 +163,8 @@ class Worker:
         if op == "load":
             module = self.load(str(request["module"]), request.get("limits"))
             return protocol.encode({"names": sorted(n for n in vars(module) if not n.startswith("_")),
-                                    "timed_out": [int(k) for k in vars(module).get("_timed_out_at", [])]})
+                                    "timed_out": [int(k) for k in vars(module).get("_timed_out_at", [])],
+                                    "slowest_cell": float(vars(module).get("_slowest_cell", 0.0))})
         if op == "get":
             return self.result(self.resolve(request["target"]), request.get("ret", "auto"))
         if op == "call":
