@@ -307,13 +307,27 @@ MISTAKES = [
         ("num_train = len(train_data)", "num_train = len(train_loader)"),
         ("        self.fc1 = nn.Linear(16 * 6 * 6, 120)", "        self.fc1 = nn.Linear(16 * 5 * 5, 120)"),
         ("k3_works_unchanged = False", "k3_works_unchanged = True")),
-        {"4.4.1": ("known",), "4.1.2": ("num_train",), "4.2.4": ("False", "NetK3")}, ("known", "num_train", "False", "NetK3")),
+        {"4.4.1": ("known",), "4.1.2": ("numbers of training",), "4.2.4": ("whether 3x3", "3x3 convolutions")},
+        ("known", "numbers of training", "whether 3x3", "3x3 convolutions")),
+    # -- issue 12: answers the checks used to believe --
+    Variant("ps-notebook-overwrites-I-and-L-with-zeros", PS, (("H, W = I.shape[1], I.shape[2]\n",
+            "I = np.zeros_like(I)\nL = np.zeros_like(L)\nI_m = I.reshape(I.shape[0], -1).astype(np.float64)\n"
+            "H, W = I.shape[1], I.shape[2]\n"),), {"2.2": ("G_hat, rho_hat and N_hat",)}),
+    Variant("ps-notebook-albedo-threshold-above-1", PS, (("N_hat = np.where(rho_hat[:, None] > 0,", "N_hat = np.where(rho_hat[:, None] > 1,"),),
+            {"2.2": ("G_hat, rho_hat and N_hat",)}),
+    Variant("ps-albedo-threshold-above-1", PS, (("N = np.where(rho > 0, G / rho, 0.0)", "N = np.where(rho > 1, G / rho, 0.0)"),),
+            {"2.2": ("dark images",)}),
+    Variant("ps-albedo-not-returned", PS, (("return rho.reshape(h, w), N.reshape(3, h, w)", "return np.ones((h, w)), N.reshape(3, h, w)"),),
+            {"2.2": ("albedo returned",)}),
+    Variant("analytical-nan-answers", AN, (("plenoptic_dof = 7", "plenoptic_dof = float('nan')"),
+                                           ("min_measurements = 3", "min_measurements = np.nan")),
+            {"1.1.1": ("plenoptic",), "1.2.3": ("measurements",)}),
     # -- analytical answers --
     Variant("analytical-wrong-answers", AN, (
         ("plenoptic_dof = 7", "plenoptic_dof = 5"), ("padding_stride = (1, 2)", "padding_stride = (0, 2)"),
         ("    return -log_p_y_given_x(y, y_hat)", "    return log_p_y_given_x(y, y_hat)"),
         ("    return A.T @ x", "    return A @ y"), ("unknowns_per_pixel = 3", "unknowns_per_pixel = 4")),
-        {"1.1.1": ("plenoptic",), "5.2.2": ("padding",), "3.2.3": ("loss",), "3.1": ("x^T A y",), "1.2.2": ("unknowns",)}),
+        {"1.1.1": ("plenoptic",), "5.2.2": ("padding",), "3.2.3": ("loss",), "3.1": ("gradient (c)",), "1.2.2": ("unknowns",)}),
 ]
 
 ALTERNATIVES = [
@@ -348,6 +362,7 @@ ALTERNATIVES = [
         ("conv_output_shape = (64, 62, 62)", "conv_output_shape = [62, 62]"),
         ("    return y_hat ** y * (1 - y_hat) ** (1 - y)", "    return np.where(y == 1, y_hat, 1 - y_hat)"),
         ("    return 2 * x\n", "    return x + x\n"))),
+    Variant("analytical-clamped-lambertian", AN, (("    return rho * np.dot(l, N)", "    return rho * max(0.0, float(np.dot(l, N)))"),)),
 ]
 
 
@@ -478,7 +493,8 @@ def _grade_folder_with(a, folder: Path, opts, checks):
 
 
 def test_seed_student_loses_exactly_the_hard_coded_96(tmp_path, grader):
-    """Does the seed-004 author's code (pinv, hard-coded 96 in I_m) lose only what the 20-light BEAR breaks?"""
+    """Does the seed-004 author's code (pinv, hard-coded 96 in I_m) fail only what the 20-light BEAR breaks,
+    and go to a TA (its notebook cells crash on the fixture, not on the course's 96-light data) instead of 0?"""
     import zipfile
 
     box = tmp_path / "box"
@@ -489,5 +505,7 @@ def test_seed_student_loses_exactly_the_hard_coded_96(tmp_path, grader):
     why = report(scored, outcomes)
     failed = sorted(o.name for o in outcomes if not o.passed)
     assert failed == ["20 lights instead of 96", "G_hat, rho_hat and N_hat of the notebook", "dim_L, I_m and dim_Im"], why
-    assert scored == {"2.1": 2.5, "2.2": 7.0}, why
+    assert {o.name: o.status for o in outcomes if not o.passed} == {
+        "20 lights instead of 96": "error", "G_hat, rho_hat and N_hat of the notebook": "review", "dim_L, I_m and dim_Im": "review"}, why
+    assert scored == {"2.1": None, "2.2": None}, why  # pending: a TA decides, with the crash as evidence
     assert any("reshape" in o.message for o in outcomes if o.name.startswith("20 lights")), why
