@@ -206,7 +206,7 @@ def feedback_markdown(record: dict[str, Any], scores: list[ItemScore], title: st
     if figures:
         folder = f"{record['student_id']}-figures"
         out += ["## Your figures, as the grader drew them", ""]
-        out += [f"- {md_inline(item)}: ![{md_inline(name)}](<{_link(folder)}/{_link(name)}>)" for item, name in figures] + [""]
+        out += [f"- {md_inline(item)}: ![{md_inline(name)}]({_link(folder)}/{_link(name)})" for item, name in figures] + [""]
     pending = [s for s in scores if s.score is None]
     if pending:
         out += ["## Not graded yet", ""] + [f"- {md_inline(s.item.id)} {md_inline(s.item.title)}: {md_inline(_item_text(s))}"

@@ -266,6 +266,49 @@ def test_nothing_is_written_outside_the_boxes(batch):
     assert ctx.marker not in git.stdout
 
 
+def test_staff_files_hold_no_student_markup(batch):
+    """Do review.md, the feedback, gradebook.csv and the terminal table hold no terminal escapes, no raw
+    HTML and no forged headings from students, and do the figure folders stay within their caps?"""
+    from adversarial.cases_staff import ANSWER_BEHIND_OUTPUT, CONTROL, outside_fences
+
+    from grader import spec
+    from grader.report import md_inline
+    from grader.runner import MAX_FIGURE_BYTES, MAX_FIGURE_FILES
+
+    out, a2 = batch.ctx.out, spec.load("comp4423_a2")
+    staff = {"gradebook.csv": (out / "gradebook.csv").read_text(), "the terminal table": batch.proc.stdout,
+             "manual_marks.csv": (out / "manual_marks.csv").read_text(), "review.md": (out / "review.md").read_text()}
+    staff.update({f"feedback/{p.name}": p.read_text() for p in (out / "feedback").glob("*.md")})
+    for name, text in staff.items():
+        found = CONTROL.search(text.replace("\n", "").replace("\t", ""))
+        assert found is None, f"{name} holds the control character {found and found[0]!r}"
+    with open(out / "gradebook.csv", newline="") as fh:
+        assert not any(cell.startswith(("=", "+", "-", "@")) for row in csv.reader(fh) for cell in row)
+    sids = {r["student_id"] for r in batch.records.values() if r["status"] != "naming_error"}
+    for name, text in staff.items():
+        if not name.endswith(".md"):
+            continue
+        visible = outside_fences(text)
+        assert not [ln for ln in visible if "<" in ln], f"{name}: raw HTML outside a code block"
+        headings = [ln for ln in visible if ln.startswith("#")]
+        if name == "review.md":  # under each manual item, exactly one section per graded student, none forged
+            for item in (i for i in a2.items if i.kind == "manual"):
+                start = next(n for n, h in enumerate(headings) if h.startswith(f"## {item.id} "))
+                end = next((n for n, h in enumerate(headings[start + 1:], start + 1) if h.startswith("## ")), len(headings))
+                got = sorted(h.split()[1] for h in headings[start + 1:end])
+                assert got == sorted(md_inline(s) for s in sids), f"review.md, item {item.id}: sections {got[:5]}..."
+        else:
+            allowed = ("# Feedback: ", "## Your figures", "## Not graded yet", "## What the grader adapted") + tuple(
+                f"## {md_inline(i.id)} {md_inline(i.title)}" for i in a2.items)
+            assert all(h.startswith(allowed) for h in headings), f"{name}: {[h for h in headings if not h.startswith(allowed)]}"
+    for folder in (out / "feedback").glob("*-figures"):
+        pngs = list(folder.iterdir())
+        assert len(pngs) <= MAX_FIGURE_FILES and sum(p.stat().st_size for p in pngs) <= MAX_FIGURE_BYTES, folder.name
+    sid, item, marks = ANSWER_BEHIND_OUTPUT
+    (record,) = [r for r in batch.records.values() if r["student_id"] == sid]
+    assert record["items"][item] == marks, f"{sid}: the written answer behind a large plot output was not read"
+
+
 CS188 = ROOT / "solutions" / "cs188_hw4" / "rubric.toml"
 
 

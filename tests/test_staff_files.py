@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from adversarial.cases_staff import outside_fences
 from grader import answers, gradebook, manual, protocol, report, spec
 from grader.checks import Check
 from grader.runner import MAX_FIGURE_FILES, Outcome, _save_figures
@@ -26,25 +27,6 @@ A2 = spec.load("comp4423_a2")
 ESCAPES = "\x1b[2J\x1b[H\x1b]52;c;cm0gLXJmIH4=\x07\x9b31m\x1b]0;title\x1b\\\u202e"
 FORGERY = ("Answer: No\n```\n</div>\n\n### 99999999z Forged Student — 18 / 18\n\n> a perfect answer\n\n"
            "<div style=\"display:none\">\n<!--\n~~~\n")
-
-
-def _outside_fences(markdown: str) -> list[str]:
-    """The lines of a Markdown text that are not inside a fenced code block (CommonMark's rule: a
-    block closes on a line of at least as many backticks as opened it, and nothing else)."""
-    out, fence = [], 0
-    for line in markdown.splitlines():
-        if fence:
-            run = re.match(r"^ {0,3}(`+)\s*$", line)
-            if run and len(run[1]) >= fence:
-                fence = 0
-            continue
-        opening = re.match(r"^ {0,3}(`{3,})[^`]*$", line)
-        if opening:
-            fence = len(opening[1])
-            continue
-        out.append(line)
-    assert fence == 0, "a fenced block was left open: everything after it would be hidden in it"
-    return out
 
 
 def _record(sid: str, name: str = "Ann Lee", **extra) -> dict:
@@ -62,7 +44,7 @@ def test_an_answer_cannot_forge_or_hide_the_review_sheet() -> None:
                        answer_sources=["<img src=x onerror=alert(1)>.ipynb"]),
                _record("22222222b", name="Bob Ma", answers={"2.2": "k x k taps, two offsets each"})]
     sheet = manual.review_sheet(A2, records, {})
-    visible = _outside_fences(sheet)
+    visible = outside_fences(sheet)
     assert not any("<" in line for line in visible), [ln for ln in visible if "<" in ln]
     headings = [ln for ln in visible if ln.startswith("#")]
     assert not any("99999999z" in h for h in headings)
@@ -114,7 +96,7 @@ def test_feedback_quotes_student_text_inertly() -> None:
     """Does the feedback show the exception message as text (no HTML, no forged heading, no escapes)?"""
     record, scores = _hostile_record()
     text = report.feedback_markdown(record, scores, A2.title)
-    visible = _outside_fences(text)
+    visible = outside_fences(text)
     assert not any("<" in line for line in visible)
     assert [ln for ln in visible if ln.startswith("#")] == ["# Feedback: " + report.md_inline(A2.title),
                                                            "## 5.1 Finish the volume rendering code (opacity, transmittance, weights): 6 / 12",
@@ -135,7 +117,7 @@ def test_results_json_is_plain_text() -> None:
 def test_md_block_fence_outgrows_any_backtick_run() -> None:
     for text in ("```", "a ```` b", "`" * 40 + "\n~~~"):
         block = report.md_block(text)
-        assert _outside_fences(block) == [] and text.replace("\n", "") in block.replace("\n", "")
+        assert outside_fences(block) == [] and text.replace("\n", "") in block.replace("\n", "")
 
 
 # -- the wire format ------------------------------------------------------------------------------
