@@ -184,9 +184,9 @@ VR_TORCH = '''def volume_rendering(rgb, sigma, t_vals):
 
 VR_MISTAKES = [
     Variant("inclusive-transmittance", VR, sub(TRANS, "transmittance = np.exp(-cumulative)"),
-            {"5.1": loses("T_0 = 1", "closed form", "opaque sample")}),
+            {"5.1": loses("transmittance starts full", "closed form", "opaque sample")}),
     Variant("inclusive-cumprod", VR, sub(TRANS, "transmittance = np.cumprod(1.0 - alpha, axis=-1)"),
-            {"5.1": loses("T_0 = 1", "closed form")}),
+            {"5.1": loses("transmittance starts full", "closed form")}),
     Variant("transmittance-without-delta", VR, sub(CUM, "cumulative = np.cumsum(sigma, axis=-1)"),
             {"5.1": loses("closed form", "constant density")}),
     Variant("alpha-sigma-delta", VR, sub(ALPHA, "alpha = sigma * dists"), {"5.1": loses("closed form")}),
@@ -201,7 +201,7 @@ VR_MISTAKES = [
     # NeRF's convention instead of the given one: loses the dedicated check and nothing else.
     Variant("last-delta-1e10", VR, sub(DISTS, "dists = np.concatenate([np.diff(t_vals, axis=-1), "
                                               "np.full_like(t_vals[..., :1], 1e10)], axis=-1)"),
-            {"5.1": scores(11, "last delta", only=True), "5.2": FULL}),
+            {"5.1": scores(11, "last sample's spacing", only=True), "5.2": FULL}),
 ]
 
 VR_ALTERNATIVES = [
@@ -229,9 +229,9 @@ DC_MASK_CONV = OFFSET + '''
         self.mask = nn.Conv2d(in_channels, kernel_size * kernel_size, kernel_size=kernel_size, padding=padding, stride=stride)'''
 
 DC_MISTAKES = [
-    Variant("k-k-channels", DC, sub(CHANNELS, "kernel_size * kernel_size,"), {"2.1": loses("2*k*k channels", "shape of a plain conv")}),
-    Variant("2-k-channels", DC, sub(CHANNELS, "2 * kernel_size,"), {"2.1": loses("2*k*k channels", "shape of a plain conv")}),
-    Variant("2-channels", DC, sub(CHANNELS, "2,"), {"2.1": loses("2*k*k channels", "shape of a plain conv")}),
+    Variant("k-k-channels", DC, sub(CHANNELS, "kernel_size * kernel_size,"), {"2.1": loses("channel counts", "shape of a plain conv")}),
+    Variant("2-k-channels", DC, sub(CHANNELS, "2 * kernel_size,"), {"2.1": loses("channel counts", "shape of a plain conv")}),
+    Variant("2-channels", DC, sub(CHANNELS, "2,"), {"2.1": loses("channel counts", "shape of a plain conv")}),
     Variant("3-k-k-passed-whole", DC, sub(CHANNELS, "3 * kernel_size * kernel_size,"), {"2.1": loses("shape of a plain conv")}),
     Variant("offset-stride-missing", DC, sub(", stride=stride)\n        # END", ")\n        # END"),
             {"2.1": loses("shape of a plain conv")}),

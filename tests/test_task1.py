@@ -85,27 +85,46 @@ def variant(vid: str, edits: list[tuple[str, str]], *failing: str) -> Variant:
     return Variant(vid, tuple(edits), frozenset(failing))
 
 
+SHUFFLE = "loader = DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=0)"
+LAYER_NORM = 'normalization="filter", deepcopy_model=False)'
+DISTANCE = "distance=distance, steps=steps,"
+GRAD_STEP = "    # Step 1: clear old gradients, then forward, loss and backward"
+
 MISTAKES = [
     # no zero_grad (means double on a second call); the surface mutates the caller's model (no deep
-    # copy); VGG16's head not replaced (1000 outputs); gradient-flow curves not labelled
-    variant("no-zero-grad+surface-mutates+vgg-head-kept+unlabelled-flow",
-            [(ZERO_GRAD, ""), (COPY, "work = model.cpu().eval()"), (VGG_HEAD, ""), (FLOW_LABEL, ")"),
-             ('ax.set_title("Gradient flow")', 'ax.set_title("layers")')],
-            "a second call gives the same means", "leaves the model's parameters unchanged",
-            "heads replaced", "plot_gradient_flow"),
+    # copy) and uses layer instead of filter normalisation; VGG16's head not replaced (1000 outputs);
+    # gradient-flow curves not labelled; the loader ignores shuffle
+    variant("no-zero-grad+surface-mutates+layer-normalisation+vgg-head-kept+unlabelled-flow+shuffle-ignored",
+            [(ZERO_GRAD, ""), (COPY, "work = model.cpu().eval()"), (LAYER_NORM, 'normalization="layer", deepcopy_model=False)'),
+             (VGG_HEAD, ""), (FLOW_LABEL, ")"), ('ax.set_title("Gradient flow")', 'ax.set_title("layers")'),
+             (SHUFFLE, "loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0)")],
+            "a second call gives the same means", "leaves the model's parameters unchanged", "filter-normalised random plane",
+            "heads replaced", "plot_gradient_flow", "shuffle argument"),
     # biases listed too; a closure over the caller's model (not the wrapper) with deepcopy_model=True
     # (flat surface: the perturbed copy is never evaluated); inputs not normalised
     variant("biases-included+closure-ignores-wrapper+no-normalize",
             [(COND, "if param.requires_grad and param.grad is not None:"),
              (COPY, "work = model"), (METRIC, "metric = lambda wrapper: criterion(model(inputs), labels).item()"),
              (NO_DEEPCOPY, 'normalization="filter", deepcopy_model=True)'), (NORMALIZE, "")],
-            "ResNet18: one mean", "VGG16: one mean", "finite, non-constant", "normalised per channel"),
-    # signed mean; crashes on grad None (no check of it); a fixed 224 resize; subplots without names
-    variant("signed-mean+crash-on-none+fixed-resize+untitled-landscape",
+            "ResNet18: one mean", "VGG16: one mean", "finite, non-constant", "filter-normalised random plane",
+            "normalised per channel"),
+    # signed mean; crashes on grad None (no check of it); a fixed 224 resize; subplots without names;
+    # the plane's distance ignored
+    variant("signed-mean+crash-on-none+fixed-resize+untitled-landscape+distance-ignored",
             [(COND, 'if param.requires_grad and "weight" in name:'), (MEAN, "means.append(param.grad.mean().item())"),
-             (RESIZE, "transforms.Resize((224, 224)),"), (LANDSCAPE_TITLE, 'ax.set_title("loss landscape")')],
+             (RESIZE, "transforms.Resize((224, 224)),"), (LANDSCAPE_TITLE, 'ax.set_title("loss landscape")'),
+             (DISTANCE, "distance=10.0, steps=steps,")],
             "ResNet18: one mean", "VGG16: one mean", "skipped, not a crash", "reads CIFAR-10's files",
-            "resized to image_size", "titled with its name"),
+            "resized to image_size", "titled with its name", "filter-normalised random plane"),
+    # issue 12, unearned marks: no backward pass at all (two empty lists), random numbers of the right
+    # shape for the surface, Normalize with its arguments swapped
+    variant("no-backward-empty-lists+random-surface+normalize-swapped",
+            [(GRAD_STEP, "    return [], []\n" + GRAD_STEP),
+             (COPY, "return 2.3 + 0.1 * np.random.rand(steps, steps)\n    " + COPY),
+             (NORMALIZE, "transforms.Normalize(CIFAR10_STD, CIFAR10_MEAN),")],
+            "ResNet18: one mean", "VGG16: one mean", "a second call gives the same means", "skipped, not a crash",
+            "finite, non-constant", "filter-normalised random plane", "leaves the model's parameters unchanged",
+            "normalised per channel"),
 ]
 
 ALTERNATIVES = [
@@ -130,6 +149,41 @@ ALTERNATIVES = [
 ]
 
 
+# Issue 11: Task 1 as the original course had it, a script (its work under __main__) with none of the
+# starter's functions. Nothing can be called, so every check of 1.1-1.3 goes to a TA, never to 0.
+ORIGINAL_SCRIPT = '''import matplotlib.pyplot as plt
+import torch
+import torch.nn as nn
+import torchvision
+import torchvision.transforms as transforms
+import loss_landscapes
+import loss_landscapes.metrics
+
+
+def plot_grad_flow(named_parameters):
+    ave_grads, layers = [], []
+    for name, param in named_parameters:
+        if param.requires_grad and "weight" in name and param.grad is not None:
+            layers.append(name)
+            ave_grads.append(param.grad.abs().mean().item())
+    plt.plot(ave_grads, alpha=0.3, color="b")
+    plt.xticks(range(len(ave_grads)), layers, rotation="vertical")
+
+
+if __name__ == "__main__":
+    transform = transforms.Compose([transforms.Resize(224), transforms.ToTensor()])
+    trainset = torchvision.datasets.CIFAR10(root="./data", train=True, download=True, transform=transform)
+    trainloader = torch.utils.data.DataLoader(trainset, batch_size=1, shuffle=True)
+    model = torchvision.models.vgg16(weights="IMAGENET1K_V1")
+    model.classifier[6] = nn.Linear(4096, 10)
+    x, y = next(iter(trainloader))
+    nn.CrossEntropyLoss()(model(x), y).backward()
+    plot_grad_flow(model.named_parameters())
+    metric = loss_landscapes.metrics.Loss(nn.CrossEntropyLoss(), x, y)
+    surface = loss_landscapes.random_plane(model, metric, distance=0.5, steps=20, normalization="filter")
+'''
+
+
 def fabricate(v: Variant) -> str:
     return apply_edits(REFERENCE, v.edits, v.id)
 
@@ -142,7 +196,8 @@ def grader() -> dict:
 @pytest.fixture(scope="module")
 def graded(grader: dict, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Future]:
     starter = (ROOT / "starter" / ASSIGNMENT / f"{MODULE}.py").read_text()
-    sources = {"reference": REFERENCE, "starter": starter, **{v.id: fabricate(v) for v in MISTAKES + ALTERNATIVES}}
+    sources = {"reference": REFERENCE, "starter": starter, "original-script": ORIGINAL_SCRIPT,
+               **{v.id: fabricate(v) for v in MISTAKES + ALTERNATIVES}}
 
     def run(name: str) -> tuple[dict[str, float], list[Outcome]]:
         box = tmp_path_factory.mktemp("task1")
@@ -176,6 +231,16 @@ def test_starter_scores_zero_without_crashing(graded: dict[str, Future]) -> None
     why = report(scored, outcomes)
     assert not_sandbox_failure(outcomes), why
     assert scored == {i: 0.0 for i in ITEMS}, why
+
+
+def test_original_script_goes_to_review(graded: dict[str, Future]) -> None:
+    """Does a Task 1 written as the original course's script (none of the starter's functions) go to a
+    TA with the names it defines as evidence, instead of scoring 0 (issue 11)?"""
+    scored, outcomes = graded["original-script"].result()
+    why = report(scored, outcomes)
+    assert outcomes and all(o.status == "review" for o in outcomes), why
+    assert all("defines no" in o.message and "plot_grad_flow" in o.detail for o in outcomes), why
+    assert not any(scored.get(i) for i in ITEMS), why
 
 
 @pytest.mark.parametrize("v", MISTAKES, ids=lambda v: v.id)

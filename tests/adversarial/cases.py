@@ -721,6 +721,7 @@ def _lighten(case: Case) -> Case:
 def build(ctx: Context) -> list[Case]:
     cases = [Case("70000000a", "the clean reference (control)", with_files())]
     cases += code_cases(ctx) + zip_cases(ctx)
+    cases += __import__("adversarial.cases_checks", fromlist=["cases"]).cases(ctx)
     cases += __import__("adversarial.cases_staff", fromlist=["cases"]).cases(ctx)
     cases = [_lighten(c) for c in cases]
     sids = [c.sid for c in cases]

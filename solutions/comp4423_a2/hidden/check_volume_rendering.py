@@ -45,18 +45,18 @@ def _hint(alpha: np.ndarray, trans: np.ndarray, weights: np.ndarray, sigma: np.n
     if alpha.shape == a_ref.shape:
         delta = np.diff(np.broadcast_to(t, sigma.shape), axis=-1)
         if np.allclose(alpha[s], sigma[s] * delta, atol=1e-9) and not np.allclose(a_ref[s], sigma[s] * delta):
-            return "alpha is 1 - exp(-sigma * delta), not its linear approximation sigma * delta"
+            return "opacity is the exact absorption over a sample's interval, not its linear approximation"
         if np.allclose(alpha[s], np.exp(-sigma[s] * delta), atol=1e-9):
-            return "alpha is 1 - exp(-sigma * delta): exp(-sigma * delta) is the transparency"
+            return "that is the transparency of the interval; opacity is the light it absorbs"
     if trans.shape == t_ref.shape and not np.allclose(trans[..., 0], 1.0):
-        return "T_0 must be 1: transmittance is an exclusive product (only samples before i count)"
+        return "the first sample must receive all the light: transmittance counts only the samples before a sample"
     if trans.shape == t_ref.shape and np.allclose(trans, np.exp(-np.cumsum(sigma, -1)), atol=1e-9):
-        return "the optical depth sums sigma_j * delta_j, not sigma_j alone"
+        return "the optical depth must account for the spacing between samples, not the density alone"
     if weights.shape == w_ref.shape and trans.shape == weights.shape:
         if np.allclose(weights, trans * (1 - alpha), atol=1e-9):
-            return "weights are T_i * alpha_i, not T_i * (1 - alpha_i)"
+            return "a weight combines the light reaching a sample with its opacity, not its transparency"
         if np.allclose(weights, trans, atol=1e-9) or np.allclose(weights, alpha, atol=1e-9):
-            return "weights need both factors: w_i = T_i * alpha_i"
+            return "a weight needs both the light reaching the sample and the sample's opacity"
     return ""
 
 
@@ -69,7 +69,7 @@ def _compare(student: Student, rgb: np.ndarray, sigma: np.ndarray, t: np.ndarray
     expect_close(tr, t_ref, f"transmittance ({what})", atol, hint=hint)
     expect_close(w[..., :-1], w_ref[..., :-1], f"weights ({what})", atol, hint=hint)
     if colour:
-        expect_close(c, c_ref, f"pixel colour ({what})", atol, hint="the colour is sum_i w_i * c_i over the samples")
+        expect_close(c, c_ref, f"pixel colour ({what})", atol, hint="the colour is the weighted sum of the sample colours along the ray")
 
 
 @check("5.1", "closed form on hand-made rays", weight=3, module=MOD)
@@ -86,7 +86,7 @@ def closed_form(student: Student) -> None:
     _compare(student, rgb2, sigma2, t2, "two objects along one ray")
 
 
-@check("5.1", "T_0 = 1 and T_{i+1} = T_i (1 - alpha_i) (property test)", weight=2, module=MOD)
+@check("5.1", "transmittance starts full and decays by each sample's transparency (property test)", weight=2, module=MOD)
 def transmittance_properties(student: Student) -> None:
     failures: list[str] = []
 
@@ -130,7 +130,7 @@ def special_cases(student: Student) -> None:
     t = np.linspace(2.0, 6.0, 16)
     rgb = np.random.default_rng(0).uniform(size=(16, 3))
     c, w, a, tr = _render(student, rgb, np.zeros(16), t)
-    expect_close(a, np.zeros(16), "alpha for zero density", 1e-12, hint="alpha = 1 - exp(-sigma * delta) is 0 when sigma is 0")
+    expect_close(a, np.zeros(16), "alpha for zero density", 1e-12, hint="empty space (zero density) absorbs nothing")
     expect_close(tr, np.ones(16), "transmittance for zero density", 1e-8)
     expect_close(w, np.zeros(16), "weights for zero density", 1e-12)
     expect_close(c, np.zeros(3), "colour for zero density", 1e-12)
@@ -139,17 +139,17 @@ def special_cases(student: Student) -> None:
     c, w, a, tr = _render(student, rgb, sigma, t)
     onehot = np.zeros(16)
     onehot[6] = 1.0
-    expect_close(w, onehot, "weights with one opaque sample", 1e-9, hint="weights are T_i * alpha_i with T_0 = 1")
-    expect_close(c, rgb[6], "colour with one opaque sample", 1e-9, hint="the colour is sum_i w_i * c_i")
+    expect_close(w, onehot, "weights with one opaque sample", 1e-9, hint="an opaque sample with nothing in front of it takes all the weight")
+    expect_close(c, rgb[6], "colour with one opaque sample", 1e-9, hint="the colour is the weighted sum of the sample colours")
 
 
-@check("5.1", "constant density: T = exp(-sigma (t - t_0)) and sum of weights", weight=1, module=MOD)
+@check("5.1", "constant density: exponential transmittance and the total weight", weight=1, module=MOD)
 def constant_density(student: Student) -> None:
     t = np.linspace(0.5, 3.5, 31)
     sigma = np.full(31, 0.8)
     _, w, _, tr = _render(student, np.ones((31, 3)), sigma, t)
     expect_close(tr, np.exp(-0.8 * (t - t[0])), "transmittance for constant density", 1e-9,
-                 hint="T_i = exp(-sum_{j<i} sigma_j * delta_j)")
+                 hint="transmittance decays with the optical depth accumulated in front of each sample")
     rng = np.random.default_rng(1)
     sigma = rng.uniform(0, 3, size=(5, 20))
     sigma[:, -1] = 0.0
@@ -169,20 +169,20 @@ def batches(student: Student) -> None:
         t = np.linspace(2, 6, n) if shared_t else np.sort(rng.uniform(2, 6, size=(r, n)), axis=-1)
         c, w, a, tr = _render(student, rgb, sigma, t)
         expect_shape(c, (r, 3), f"pixel colour for {r} rays of {n} samples",
-                     hint="sum over the sample axis (axis=-2 for rgb), keep the ray axis")
+                     hint="reduce over the samples of each ray only, never across rays")
         expect_shape(tr, (r, n), f"transmittance for {r} rays of {n} samples")
         _compare(student, rgb, sigma, t, f"{r} rays of {n} samples")
 
 
-@check("5.1", "keeps the given last delta of 0 (alpha of the last sample is 0)", weight=1, module=MOD)
+@check("5.1", "keeps the given convention for the last sample's spacing", weight=1, module=MOD)
 def last_delta(student: Student) -> None:
     t = np.linspace(2.0, 6.0, 8)
     sigma = np.full(8, 2.0)
     c, w, a, tr = _render(student, np.ones((8, 3)), sigma, t)
     expect_close(a[:-1], 1 - np.exp(-sigma[:-1] * np.diff(t)), "alpha of samples 0..N-2", 1e-9,
-                 hint="alpha_i = 1 - exp(-sigma_i * delta_i)")
+                 hint="opacity follows from the density and the spacing to the next sample")
     expect_close(a[-1:], np.zeros(1), "alpha of the last sample", 1e-12,
-                 hint="keep the given dists line: in this assignment the last delta is 0, not 1e10")
+                 hint="keep the given spacing line: this assignment's convention for the last sample differs from NeRF's")
 
 
 def _vr_figure(student: Student, n: int) -> list[dict]:
@@ -194,7 +194,7 @@ def _vr_figure(student: Student, n: int) -> list[dict]:
     return figures
 
 
-@check("5.2", "three panels with one curve of num_samples points each", weight=3, module=MOD)
+@check("5.2", "one panel per quantity, one curve of num_samples points each", weight=3, module=MOD)
 def vr_figure_layout(student: Student) -> None:
     for n in (50, 20):
         axes = [ax for fig in _vr_figure(student, n) for ax in fig["axes"] if ax["lines"]]
@@ -222,7 +222,7 @@ def vr_figure_values(student: Student) -> None:
 FIXTURE = Path(__file__).resolve().parents[3] / "fixtures" / "data" / "comp4423_a2" / "volume_rendering.npz"
 
 
-@check("5.1", "matches the reference on 16 stored rays of 24 samples", weight=1, module=MOD)
+@check("5.1", "matches the stored reference rays", weight=1, module=MOD)
 def stored_rays(student: Student) -> None:
     with np.load(FIXTURE) as data:
         fx = {k: data[k] for k in data.files}
