@@ -171,6 +171,22 @@ def grade_folder(assignment: Assignment, folder: Path, opts: Options, log: Calla
         for slot in idle:
             slot.start_soon()
     ctx = build_context(assignment, mode)
+    lock = threading.Lock()
+    tested: list[bool] = []  # the sandbox's self-test passed (once per batch, before any submission's code)
+
+    def check_sandbox(slot: Slot | None) -> None:
+        with lock:
+            if not tested:
+                self_test(mode, opts.limits, opts.threads, assignment.public_data_dir, slot)
+                tested.append(True)
+
+    if any(s.status == "ok" for s in subs) and _likely_work(subs, opts):  # before anything runs in a sandbox
+        try:
+            check_sandbox(idle[0] if idle else None)
+        except SandboxUnavailable as exc:
+            for slot in idle:
+                slot.close()
+            raise GraderFault(f"{exc}. Nothing was graded and no result was written.") from None
     if opts.calibrate and any(s.status == "ok" for s in subs) and _likely_work(subs, opts):
         keys = {i: k for i, k in ctx.item_keys.items() if not opts.only or i in opts.only}
         ctx.calibration = calibration.load_or_measure(assignment, keys, lambda: ctx.checks, mode, opts.limits,
@@ -192,15 +208,7 @@ def grade_folder(assignment: Assignment, folder: Path, opts: Options, log: Calla
     progress = Progress(len(subs), log, opts.progress)
     local = threading.local()
     slots: list[Slot] = list(idle)
-    lock = threading.Lock()
-    tested: list[bool] = []  # the sandbox's self-test passed (once per batch, before the first student code)
     faults: list[str] = []  # the grading machine failed: stop, charge no one
-
-    def check_sandbox(slot: Slot | None) -> None:
-        with lock:
-            if not tested:
-                self_test(mode, opts.limits, opts.threads, assignment.public_data_dir, slot)
-                tested.append(True)
 
     def one(index: int) -> None:
         if faults:

@@ -6,7 +6,12 @@ exists. For each submission the grader empties the slot's box, unpacks the submi
 the zygote to fork; the child becomes that submission's worker. When the submission is done (or times
 out) the zygote kills every other process in the sandbox and empties /tmp, so nothing carries over to
 the next submission; if it cannot (it died, hangs, or processes survive), the whole slot is killed and
-started afresh. One slot serves one submission at a time (one slot per job).
+started afresh; and so it is when a worker changed what children inherit from the zygote (limits,
+niceness, affinity), which the zygote checks after every reap and before every fork. One slot serves one
+submission at a time (one slot per job).
+
+A slot that cannot start (twice in a row), or a fork server that fails to fork twice in a row, is the
+grading machine's fault, not a student's: it raises SandboxUnavailable, which stops the batch.
 
 Only in bwrap mode: the zygote's clean-up relies on the sandbox's own pid namespace.
 """
@@ -18,6 +23,7 @@ import select
 import shutil
 import socket
 import subprocess
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any
@@ -25,20 +31,25 @@ from typing import Any
 SLOT_MOUNT = "/.slot"  # read-only view of the slot folder; the child copies it into its box
 
 from .sandbox import (BOX_MOUNT, CODE_MOUNT, Limits, PidsCgroup, Sandbox, SandboxCrashed, SandboxError,
-                      _tree_cpu_seconds, _tree_peak_mb, process_tree, scratch_dir)
+                      SandboxUnavailable, StudentError, _tree_cpu_seconds, _tree_peak_mb, process_tree, scratch_dir)
 
 
 class Slot:
     """One long-lived sandbox running the zygote, reused for submission after submission."""
 
-    def __init__(self, limits: Limits = Limits(), threads: int = 1, data_dir: Path | None = None) -> None:
+    def __init__(self, limits: Limits = Limits(), threads: int = 1, data_dir: Path | None = None,
+                 preload: tuple[str, ...] | None = None) -> None:
         self.limits, self.threads, self.data_dir = limits, threads, data_dir
+        self.preload = tuple(preload) if preload is not None else None  # None: the zygote's default list
+        self._stderr = tempfile.TemporaryFile()  # the zygote's own messages, for the reason when it cannot start
         self.box = scratch_dir("slot").resolve()
         self.box.chmod(0o777)
         self.proc: subprocess.Popen | None = None
         self.ctl: socket.socket | None = None
         self.cgroup: PidsCgroup | None = None
         self.starts = 0
+        self.tampered: list[str] = []  # what workers changed on the zygote (each time, the slot was restarted)
+        self.inherited: dict[str, Any] = {}  # the zygote's limits and scheduling, as it reported them when ready
         self._pending = False  # launched by start_soon, "ready" not read yet
 
     def start_soon(self) -> None:
@@ -65,14 +76,31 @@ class Slot:
         return self.proc is not None and self.proc.poll() is None
 
     def start(self) -> None:
-        self._launch()
-        self._await_ready()
+        """Start the sandbox and its fork server; a second failure in a row is the machine's fault."""
+        for attempt in (1, 2):
+            try:
+                self._launch()
+                self._await_ready()
+                return
+            except (SandboxError, OSError, ValueError) as exc:
+                self.kill()
+                if attempt == 2:
+                    raise SandboxUnavailable(f"the fork server could not start: {exc}{self._stderr_tail()}") from None
 
     def _await_ready(self) -> None:
         reply = self._recv(self.limits.start_timeout * 3)
         if reply.get("op") != "ready":
             self.kill()
             raise SandboxCrashed("the fork server did not start")
+        self.inherited = reply.get("inherited", {})
+
+    def _stderr_tail(self) -> str:
+        try:
+            self._stderr.seek(0)
+            tail = self._stderr.read()[-600:].decode("utf-8", "replace").strip()
+        except (OSError, ValueError):
+            return ""
+        return f" (it said: {' | '.join(tail.splitlines()[-3:])})" if tail else ""
 
     def _launch(self) -> None:
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -84,12 +112,16 @@ class Slot:
                 continue
             cmd.append(raw.pop(0))
         cmd = cmd[: cmd.index(f"{CODE_MOUNT}/worker.py")] + [f"{CODE_MOUNT}/zygote.py", str(child.fileno())]
-        if "--tmpfs" in cmd and BOX_MOUNT in cmd[cmd.index("--tmpfs"):]:  # box is a tmpfs: show the slot read-only
+        if self.preload is not None:
+            cmd.append(json.dumps(list(self.preload)))
+        if any(a == "--tmpfs" and b == BOX_MOUNT for a, b in zip(cmd, cmd[1:])):  # box is a tmpfs: show the slot read-only
             at = cmd.index("--remount-ro")
             cmd[at:at] = ["--ro-bind", str(self.box), SLOT_MOUNT]
-        shape.cgroup = self.cgroup = PidsCgroup(self.limits.processes)
+        shape.cgroup = self.cgroup = PidsCgroup(self.limits.processes, memory_mb=self.limits.cgroup_memory_mb)
+        self._stderr.seek(0)
+        self._stderr.truncate()
         self.proc = subprocess.Popen(
-            shape.launched(cmd), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            shape.launched(cmd), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._stderr,
             cwd=str(self.box), env={"PATH": "/usr/bin:/bin"}, start_new_session=True,
             pass_fds=(child.fileno(),),
         )
@@ -117,6 +149,7 @@ class Slot:
         self._wait_started()
         self.kill()
         shutil.rmtree(self.box, ignore_errors=True)
+        self._stderr.close()
 
     # -- per submission ----------------------------------------------------------------------------
     def clear_box(self) -> Path:
@@ -129,20 +162,27 @@ class Slot:
         return self.box
 
     def fork(self, module_files: dict[str, str], fds: list[int]) -> int:
+        """Fork a worker; a zygote that a child tampered with, or that fails, is replaced by a fresh one.
+
+        Every live student process was killed by the last reap, so a fresh zygote that cannot fork
+        either is the machine's fault (SandboxUnavailable)."""
         self._wait_started()
-        if not self.alive:
-            self.kill()
-            self.start()
-        try:
-            socket.send_fds(self.ctl, [json.dumps({"op": "fork", "modules": module_files}).encode()], fds)
-            reply = self._recv(30)
-        except (OSError, SandboxError):
-            self.kill()
-            raise SandboxCrashed("the fork server stopped") from None
-        if reply.get("op") != "forked":
-            self.kill()
-            raise SandboxCrashed("the fork server refused to fork")
-        return int(reply["pid"])
+        problem = ""
+        for attempt in (1, 2):
+            if not self.alive:
+                self.kill()
+                self.start()
+            try:
+                socket.send_fds(self.ctl, [json.dumps({"op": "fork", "modules": module_files}).encode()], fds)
+                reply = self._recv(30)
+            except (OSError, SandboxError, ValueError) as exc:
+                reply = {"op": "failed", "why": str(exc)}
+            if reply.get("op") == "forked":
+                return int(reply["pid"])
+            problem = "; ".join(reply.get("changed", [])) or reply.get("why", "") or f"it answered {reply.get('op')!r}"
+            self.tampered.append(problem)
+            self.kill()  # a fresh sandbox for the next attempt
+        raise SandboxUnavailable(f"a fresh fork server could not fork a worker ({problem})")
 
     def child_status(self, ns_pid: int) -> dict[str, Any]:
         """How a forked worker ended: {"code": n} or {"signal": n}; {} when unknown."""
@@ -165,7 +205,10 @@ class Slot:
             self.ctl.send(json.dumps({"op": "reap"}).encode())
             reply = self._recv(15)
             if reply.get("op") != "clean" or reply.get("left"):
-                raise SandboxCrashed("processes survived the clean-up")
+                raise SandboxCrashed("processes or IPC objects survived the clean-up")
+            if reply.get("changed"):  # limits or scheduling a child changed on the zygote: inherited by the next
+                self.tampered.append("; ".join(reply["changed"]))
+                raise SandboxCrashed("a worker changed the fork server's limits or scheduling")
         except (OSError, SandboxError, ValueError):
             self.kill()  # the next fork starts a fresh sandbox
 
@@ -263,3 +306,32 @@ def _host_pid(root: int, ns_pid: int) -> int:
         except (OSError, ValueError):
             continue
     return 0
+
+
+def self_test(mode: str, limits: Limits = Limits(), threads: int = 1, data_dir: Path | None = None,
+              slot: Slot | None = None) -> None:
+    """Start a worker on an empty box exactly as the batch will (forked from `slot` when given) and
+    ping it. Raises SandboxUnavailable with the reason: a sandbox that cannot start is the grading
+    machine's fault, and must stop a batch before any student is charged for it."""
+    box = slot.clear_box() if slot is not None else scratch_dir("box")
+    (box / "selftest_probe.py").write_text("VALUE = 6 * 7\n")  # a submission's file, imported as one would be
+    box.chmod(0o777)
+    files = {"selftest_probe": "selftest_probe.py"}
+    sandbox = ForkedSandbox(slot, files, limits) if slot is not None else Sandbox(box, files, mode, limits, threads,
+                                                                                  data_dir=data_dir)
+    what = f"{mode} sandbox" + (" with a fork server" if slot is not None else "")
+    try:
+        sandbox.start()
+        value = sandbox.request({"op": "get", "target": {"module": "selftest_probe", "path": "VALUE"}}, limits.start_timeout)
+        if value != 42:
+            raise SandboxUnavailable(f"the {what} does not answer as a worker should (got {value!r})")
+    except SandboxUnavailable as exc:
+        raise SandboxUnavailable(f"self-test of the {what} failed: {exc}") from None
+    except (SandboxError, StudentError, OSError) as exc:
+        raise SandboxUnavailable(f"self-test of the {what} failed: a worker on an empty box could not start ({exc})") from None
+    finally:
+        sandbox.close()
+        if slot is None:
+            shutil.rmtree(box, ignore_errors=True)
+        else:
+            slot.clear_box()

@@ -54,6 +54,14 @@ class Limits:
     box_mb: int = 256
     tmp_mb: int = 256
     shm_mb: int = 64
+    # The whole sandbox (fork server, worker, its children, its tmpfs and SysV shared memory) in one
+    # memory cgroup where the machine has one; 0: the writable-memory cap plus the tmpfs caps plus
+    # room for the interpreter and the preloaded libraries.
+    sandbox_memory_mb: int = 0
+
+    @property
+    def cgroup_memory_mb(self) -> int:
+        return self.sandbox_memory_mb or (self.memory_mb + self.box_mb + self.tmp_mb + self.shm_mb + 2048)
 
 
 class SandboxError(Exception):
@@ -70,6 +78,13 @@ class SandboxCrashed(SandboxError):
     status = "crashed"
 
 
+class SandboxUnavailable(SandboxError):
+    """The grader could not start a sandbox (before any student code ran): a fault of the grading
+    machine or its set-up, never the student's. A batch stops on it instead of charging anyone."""
+
+    status = "grader_error"
+
+
 class StudentError(Exception):
     """Student code raised an exception inside the sandbox."""
 
@@ -79,16 +94,21 @@ class StudentError(Exception):
 
 
 class PidsCgroup:
-    """A cgroup (v1 or v2) capping the number of processes, when this machine lets us make one.
+    """A cgroup (v1 or v2) capping the number of processes and the memory, when this machine lets us make one.
 
     RLIMIT_NPROC does not bind processes whose real user is root, so a fork bomb is stopped here;
-    the group also lets close() kill every process the student started, daemons included.
+    the group also lets close() kill every process the student started, daemons included. The
+    memory group counts what no rlimit sees: SysV shared memory, tmpfs pages, memfd and pipe
+    buffers (RLIMIT_DATA counts only private writable mappings).
     """
 
     ROOTS = ("/sys/fs/cgroup/pids", "/sys/fs/cgroup")
+    MEMORY_ROOTS = ("/sys/fs/cgroup/memory",)  # v1; on v2 the memory controller lives in the same group
 
-    def __init__(self, max_pids: int, create: bool = True) -> None:
+    def __init__(self, max_pids: int, create: bool = True, memory_mb: int = 0) -> None:
         self.path: Path | None = None
+        self.memory_path: Path | None = None
+        name = f"{os.getpid()}-{id(self)}-{time.monotonic_ns()}"
         for root in self.ROOTS if create else ():
             base = Path(root)
             if not (base / "cgroup.procs").exists() or not os.access(base, os.W_OK):
@@ -97,44 +117,71 @@ class PidsCgroup:
                 control = base / "cgroup.subtree_control"
                 if not control.exists() or "pids" not in control.read_text(errors="ignore"):
                     continue
-            path = base / "cvgrader" / f"{os.getpid()}-{id(self)}-{time.monotonic_ns()}"
+            path = base / "cvgrader" / name
             try:
                 path.mkdir(parents=True)
                 (path / "pids.max").write_text(str(max_pids))
             except OSError:
-                try:
-                    path.rmdir()
-                except OSError:
-                    pass
+                _rmdir(path)
                 continue
             self.path = path
+            if memory_mb and (path / "memory.max").exists():  # v2 with the memory controller delegated
+                try:
+                    (path / "memory.max").write_text(str(memory_mb << 20))
+                    (path / "memory.swap.max").write_text("0")
+                except OSError:
+                    pass
             break
+        if create and memory_mb and not (self.path and (self.path / "memory.max").exists()):
+            for root in self.MEMORY_ROOTS:
+                base = Path(root)
+                if not (base / "cgroup.procs").exists() or not os.access(base, os.W_OK):
+                    continue
+                path = base / "cvgrader" / name
+                try:
+                    path.mkdir(parents=True)
+                    (path / "memory.limit_in_bytes").write_text(str(memory_mb << 20))
+                except OSError:
+                    _rmdir(path)
+                    continue
+                self.memory_path = path
+                break
+
+    @property
+    def procs_files(self) -> list[str]:
+        """The cgroup.procs files a sandbox's first process writes itself into (grader/launch.py)."""
+        return [str(p / "cgroup.procs") for p in (self.path, self.memory_path) if p is not None]
 
     def join(self) -> None:
-        if self.path is not None:
-            (self.path / "cgroup.procs").write_text(str(os.getpid()))
+        for procs in self.procs_files:
+            Path(procs).write_text(str(os.getpid()))
 
     def kill_all(self) -> None:
-        if self.path is None:
-            return
-        for _ in range(50):
-            try:
-                pids = [int(p) for p in (self.path / "cgroup.procs").read_text().split()]
-            except OSError:
-                break
-            if not pids:
-                break
-            for pid in pids:
+        for group in (self.path, self.memory_path):
+            if group is None:
+                continue
+            for _ in range(50):
                 try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            time.sleep(0.02)
-        try:
-            self.path.rmdir()
-        except OSError:
-            pass
-        self.path = None
+                    pids = [int(p) for p in (group / "cgroup.procs").read_text().split()]
+                except OSError:
+                    break
+                if not pids:
+                    break
+                for pid in pids:
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                time.sleep(0.02)
+            _rmdir(group)
+        self.path = self.memory_path = None
+
+
+def _rmdir(path: Path) -> None:
+    try:
+        path.rmdir()
+    except OSError:
+        pass
 
 
 def detect_mode() -> str:
@@ -152,13 +199,64 @@ def detect_mode() -> str:
 
 
 @functools.lru_cache(maxsize=1)
-def _bwrap_can_size() -> bool:
-    """Whether this bubblewrap has --size (0.7+) to cap the size of a tmpfs."""
+def _bwrap_help() -> str:
     try:
         out = subprocess.run([shutil.which("bwrap") or "bwrap", "--help"], capture_output=True, text=True, timeout=20)
     except (OSError, subprocess.SubprocessError):
+        return ""
+    return out.stdout + out.stderr
+
+
+def _bwrap_can_size() -> bool:
+    """Whether this bubblewrap has --size (0.7+) to cap the size of a tmpfs."""
+    return "--size" in _bwrap_help()
+
+
+@functools.lru_cache(maxsize=1)
+def _bwrap_can_disable_userns() -> bool:
+    """Whether this bubblewrap (0.8+) can stop the sandbox from creating further user namespaces here."""
+    if "--disable-userns" not in _bwrap_help():
         return False
-    return "--size" in out.stdout + out.stderr
+    try:
+        probe = subprocess.run([shutil.which("bwrap") or "bwrap", "--unshare-all", "--unshare-user", "--disable-userns",
+                                "--ro-bind", "/", "/", "true"], capture_output=True, timeout=20)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return probe.returncode == 0
+
+
+# Kernel keyrings are not namespaced: keys are owned by the host user the sandbox's uid maps to, so a
+# keyring made or reached (by its serial number) in one sandbox is visible to every other sandbox of
+# the grader, and to the grading user. Student code has no use for them: add_key, request_key and
+# keyctl fail with EPERM inside the sandbox (a seccomp filter that bubblewrap installs).
+_KEYRING_SYSCALLS = {"x86_64": (0xC000003E, (248, 249, 250)), "aarch64": (0xC00000B7, (217, 218, 219))}
+
+
+def seccomp_program() -> bytes:
+    """A classic BPF seccomp program: EPERM for the keyring system calls (and for any other system call
+    ABI than the machine's own), everything else allowed. Empty where the machine is not known."""
+    import struct
+
+    arch, numbers = _KEYRING_SYSCALLS.get(os.uname().machine, (None, ()))
+    if arch is None:
+        return b""
+    ld, jeq, jge, ret = 0x20, 0x15, 0x35, 0x06
+    allow, eperm = 0x7FFF0000, 0x00050000 | 1
+    denied = len(numbers) + 1  # instructions between the first test and the EPERM return
+    prog = [(ld, 0, 0, 4), (jeq, 1, 0, arch), (ret, 0, 0, eperm), (ld, 0, 0, 0),
+            (jge, denied, 0, 0x40000000)]  # x32 system calls (numbers with bit 30) on x86_64
+    prog += [(jeq, len(numbers) - n, 0, nr) for n, nr in enumerate(numbers)]
+    prog += [(ret, 0, 0, allow), (ret, 0, 0, eperm)]
+    return b"".join(struct.pack("HBBI", *ins) for ins in prog)
+
+
+def sandbox_python() -> str:
+    """The interpreter path to exec inside the sandbox: this venv's interpreter, with the folders on
+    its way resolved (the sandbox mounts resolved paths: a .venv reached through a symbolic link
+    would otherwise not exist there). The file name itself is kept unresolved, so that Python still
+    finds the venv's pyvenv.cfg next to it and loads the venv's site-packages."""
+    exe = Path(sys.executable)
+    return str(Path(os.path.realpath(exe.parent)) / exe.name)
 
 
 def scratch_dir(kind: str) -> Path:
@@ -190,7 +288,7 @@ def sweep_leftovers() -> list[str]:
                 pass
         shutil.rmtree(entry, ignore_errors=True)
         removed.append(str(entry))
-    for base in PidsCgroup.ROOTS:
+    for base in PidsCgroup.ROOTS + PidsCgroup.MEMORY_ROOTS:
         for group in (Path(base) / "cvgrader").glob("*-*"):
             pid = group.name.split("-", 1)[0]
             if pid.isdigit() and not _pid_alive(int(pid)):
@@ -314,11 +412,16 @@ class Sandbox:
         cmd = [
             shutil.which("bwrap") or "bwrap",
             "--unshare-all", "--die-with-parent", "--new-session",
+            # no user namespaces inside: a nested one would let student code mount an uncapped tmpfs
+            *(["--unshare-user", "--disable-userns"] if _bwrap_can_disable_userns() else []),
             "--uid", "65534", "--gid", "65534", "--hostname", "sandbox",
             "--ro-bind", "/usr", "/usr",
             "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
             "--symlink", "usr/bin", "/bin", "--symlink", "usr/sbin", "/sbin",
             "--proc", "/proc", "--dev", "/dev",
+            "--ro-bind", "/dev/null", "/proc/keys",  # the host user's keyrings, by serial number
+            # the sandbox's POSIX message queues (its own IPC namespace), visible so the fork server can empty them
+            "--mqueue", "/dev/mqueue",
             "--ro-bind", str(GRADER_DIR), CODE_MOUNT,
         ]
         if _bwrap_can_size():
@@ -343,7 +446,7 @@ class Sandbox:
             cmd += ["--setenv", key, value]
         if self.data_dir is not None:
             cmd += ["--setenv", "GRADER_DATA_DIR", DATA_MOUNT]
-        cmd += [python, "-I", f"{CODE_MOUNT}/worker.py", json.dumps(files)]
+        cmd += [sandbox_python(), "-I", f"{CODE_MOUNT}/worker.py", json.dumps(files)]
         return cmd
 
     def _limits(self) -> list[tuple[str, int]]:
@@ -366,8 +469,8 @@ class Sandbox:
         Not preexec_fn: sandboxes start from several threads, and Python code run between fork and
         exec in a multithreaded process can deadlock on a lock held by another thread at fork time.
         """
-        spec = {"limits": self._limits(),
-                "cgroup_procs": str(self.cgroup.path / "cgroup.procs") if self.cgroup and self.cgroup.path else ""}
+        spec = {"limits": self._limits(), "cgroup_procs": self.cgroup.procs_files if self.cgroup else [],
+                "seccomp": seccomp_program().hex() if self.mode == "bwrap" else ""}
         return [sys.executable, "-S", "-I", str(GRADER_DIR / "launch.py"), json.dumps(spec), *command]
 
     def start(self) -> None:
@@ -376,7 +479,7 @@ class Sandbox:
             env["PYTHONPATH"] = ""
             if self.data_dir is not None:
                 env["GRADER_DATA_DIR"] = str(self.data_dir)  # where notebooks' data paths point
-        self.cgroup = PidsCgroup(self.limits.processes)
+        self.cgroup = PidsCgroup(self.limits.processes, memory_mb=self.limits.cgroup_memory_mb)
         self.proc = subprocess.Popen(
             self.launched(self.command()),
             stdin=subprocess.PIPE,
