@@ -34,10 +34,12 @@ grade: env
 test: env
 	$(PYTHON) -m pytest
 
-# Speed at class scale; figures go to tests/bench_results.md (BENCH_N submissions per synthetic class).
+# Speed at class scale; figures go to tests/bench_results.md (BENCH_N submissions per synthetic class), then a
+# notebook class graded by this grader and by nbgrader's autograde side by side (nbgrader installed in .bench/).
 BENCH_N ?= 40
 bench: env
 	$(PYTHON) tests/bench.py --n $(BENCH_N)
+	$(PYTHON) tests/bench_nbgrader.py
 
 starter: env
 	$(PYTHON) -m grader starter --assignment $(ASSIGNMENT)

@@ -22,6 +22,8 @@ Semantics (the same for every assignment):
     /data inside the bubblewrap sandbox), and every entry of that folder that the working directory lacks is
     linked into it, so both `os.environ.get("DATA_ROOT", ".")` and the handout's relative
     `./pmsData/` find the fixtures. A DATA_ROOT already set (a student's own machine) is kept.
+  * nbgrader's autograder-test cells (metadata nbgrader.grade true, solution false) are not run by the
+    grader: they are the instructor's asserts, which the hidden checks replace.
   * A code cell whose first line is the comment `# grader: skip` is not run by the grader (the
     starter puts it on demo cells whose work the checks redo themselves, e.g. a full training run);
     In Jupyter (and `import_notebook` by default) it is an ordinary comment.
@@ -86,6 +88,13 @@ def read(path: str) -> dict[str, Any]:
 def _source(cell: dict[str, Any]) -> str:
     src = cell.get("source", "")
     return "".join(src) if isinstance(src, list) else str(src)
+
+
+def _autograder_test(cell: dict[str, Any]) -> bool:
+    """An nbgrader autograder-test cell (graded, not a solution): the instructor's own asserts, which the
+    hidden checks replace; running them in the student's namespace would only cost time."""
+    meta = (cell.get("metadata") or {}).get("nbgrader") or {}
+    return isinstance(meta, dict) and bool(meta.get("grade")) and not meta.get("solution")
 
 
 def code_cells(nb: dict[str, Any]) -> list[tuple[int, str]]:
@@ -185,8 +194,11 @@ class NotebookModule(types.ModuleType):
         if errors:
             first = "; ".join(f"cell {e['cell']} raised {e['error']}: {e['message'][:160]}" for e in errors[:3])
             more = f" (and {len(errors) - 3} more cells)" if len(errors) > 3 else ""
-            # A starter stub left in place is an unanswered task (scored), not another layout (reviewed).
-            kind = AttributeError if any(e["error"] == "NotImplementedError" for e in errors) else MissingName
+            # A starter stub left in place is an unanswered task, and a name some cell does define but that
+            # cell failed is the student's own crash: both are scored. A name no cell defines may be
+            # another name or layout than the checks expect: reviewed.
+            stub = any(e["error"] == "NotImplementedError" for e in errors)
+            kind = AttributeError if stub or name in self.__dict__.get("_notebook_defines", ()) else MissingName
             raise kind(f"{where} defines no '{name}': {first}{more}; the other cells still ran")
         raise MissingName(f"{where} defines no '{name}' (no code cell assigns it)")
 
@@ -235,6 +247,28 @@ def headings(nb: dict[str, Any]) -> list[tuple[int, int, str]]:
             if m:
                 found.append((i, len(m.group(1)), m.group(2)))
     return found
+
+
+def _defined_names(cells: list[tuple[int, str]]) -> set[str]:
+    """Top-level names the notebook's code cells define (def, class, assignment, import), read from source."""
+    import ast
+
+    names: set[str] = set()
+    for _, source in cells:
+        try:
+            tree = ast.parse(to_python(source))
+        except (SyntaxError, ValueError):
+            continue
+        for node in tree.body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                names.add(node.name)
+            elif isinstance(node, (ast.Import, ast.ImportFrom)):
+                names.update((a.asname or a.name).split(".")[0] for a in node.names)
+            elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                for target in targets:
+                    names.update(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
+    return names
 
 
 def _note_bindings(ns: dict[str, Any], cell: int, last: dict[str, int], history: dict[str, list]) -> None:
@@ -337,10 +371,15 @@ def load(name: str, path: str, skip_marked: bool = True, limits: TimeLimits | No
     last: dict[str, int] = {}
     ns["_notebook_history"] = history
     ns["_notebook_headings"] = headings(nb)
+    ns["_notebook_defines"] = _defined_names(code_cells(nb))
     sys.modules[name] = module
     _expose_data(os.getcwd())
+    cells = nb.get("cells", [])
     for index, source in code_cells(nb):
         if not source.strip():
+            continue
+        if skip_marked and _autograder_test(cells[index - 1]):
+            module.__dict__.setdefault("_notebook_skipped", []).append(index)
             continue
         first = next((ln.strip() for ln in source.splitlines() if ln.strip()), "")
         if skip_marked and SKIP.match(first):

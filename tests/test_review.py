@@ -206,3 +206,15 @@ def test_a_cell_that_ran_past_its_limit_is_not_rerun_after_a_restart(box):
     took = time.monotonic() - start
     assert [o.status for o in out] == ["timeout", "passed"]
     assert took < 15, f"{took:.1f} s: the endless cell ran twice (8 s each)"
+
+
+def test_a_crash_before_a_definition_is_scored_but_an_unknown_name_is_reviewed(tmp_path):
+    """A notebook whose cell raises before defining `f` crashed (scored); a name no cell defines may be
+    another layout (reviewed)."""
+    path = _nb(tmp_path, [("code", "raise RuntimeError('unfinished')\ndef f():\n    return 1")])
+    mod = notebook.load("nb_crash", str(path))
+    with pytest.raises(AttributeError) as crashed:
+        mod.f
+    assert not isinstance(crashed.value, notebook.MissingName)
+    with pytest.raises(notebook.MissingName):
+        mod.g
