@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .report import csv_cell, md_block, md_inline, write_atomic
+from .report import csv_cell, md_block, md_inline, plain, write_atomic
 from .spec import Assignment
 
 FIELDS = ["student_id", "item", "marks", "comment"]
@@ -44,7 +44,7 @@ def read_marks(path: Path, assignment: Assignment) -> tuple[dict[tuple[str, str]
         sid, item, raw = _sid(row.get("student_id")), (row.get("item") or "").strip(), (row.get("marks") or "").strip()
         if not raw:
             continue
-        where = f"{path.name} line {line} ({sid} {item})"
+        where = plain(f"{path.name} line {line} ({sid} {item})", one_line=True)  # printed on the terminal
         if item not in manual:
             problems.append(f"{where}: {item!r} is not an item of {assignment.id} a TA can mark")
             continue
