@@ -390,6 +390,7 @@ def _grade_one(sub: intake.Submission, ctx: Context, opts: Options, slot: Slot |
     outcomes: list[Outcome] = [Outcome(**o) for o in (previous or {}).get("outcomes", []) if o.get("item") in reuse] if reuse else []
     for o in outcomes:
         object.__setattr__(o, "figures", tuple(o.figures))
+        object.__setattr__(o, "adaptations", tuple(o.adaptations))
     ran: list[str] = []
     answers: dict[str, str] = facts.get("answers") or {}
     sources: list[str] = facts.get("answer_sources") or []
@@ -405,6 +406,14 @@ def _grade_one(sub: intake.Submission, ctx: Context, opts: Options, slot: Slot |
             intake.extract(sub, assignment, box)
             answers, sources = answers_mod.extract(box)  # before any student code runs
             box.chmod(0o777)
+            pdfs = [s for s in sources if s.lower().endswith(".pdf")]
+            if pdfs:  # a report's text, read by a sandboxed worker that loads no student code, before the checks
+                from .sandbox import Sandbox
+
+                reader = factory({}) if factory is not None else Sandbox(box, {}, ctx.mode, opts.limits, opts.threads)
+                texts, problems = answers_mod.read_reports(reader, pdfs, timeout=30.0 * opts.timeout_scale)
+                sub.notes.extend(problems)
+                answers = answers_mod.merge_reports(answers, texts, assignment.items)
             if todo:
                 fresh = run_checks(ctx.checks, box, sub.module_files, ctx.mode, opts.limits, only=todo,
                                    timeout_scale=opts.timeout_scale, threads=opts.threads,
@@ -456,6 +465,7 @@ def _grade_one(sub: intake.Submission, ctx: Context, opts: Options, slot: Slot |
         "seconds": seconds,
         "outcomes": [o.to_dict() for o in outcomes],
         "answers": answers, "answer_sources": sources,
+        "adaptations": list(dict.fromkeys(a for o in outcomes for a in o.adaptations)),  # what compat changed
         "modules": sub.module_files,
         "provenance": _provenance(sub, ctx, outcomes, ran, previous, reuse | set(ran)),
     }

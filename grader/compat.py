@@ -468,6 +468,7 @@ def _patch_torch(torch: Any) -> None:
 
     def load_state_dict_patched(self: Any, state_dict: Any, *args: Any, **kwargs: Any) -> Any:
         if isinstance(state_dict, RandomWeights):
+            _like_trained(torch, self)
             return _IncompatibleKeys([], [])
         return load_state_dict(self, state_dict, *args, **kwargs)
 
@@ -481,6 +482,16 @@ def _patch_torch(torch: Any) -> None:
         loader_iter.next = next_
     if not has_gpu():
         _cpu_only(torch)
+
+
+def _like_trained(torch: Any, model: Any) -> None:
+    """Trained weights have no all-zero parameter; a fresh model's biases and BatchNorm shifts are all
+    zero, which code written for pretrained weights can trip on (loss-landscapes' filter normalisation
+    divides by their norm). Give those small random values."""
+    with torch.no_grad():
+        for param in model.parameters():
+            if param.is_floating_point() and param.numel() and not bool(param.any()):
+                param.normal_(0.0, 0.01)
 
 
 def _cpu_only(torch: Any) -> None:

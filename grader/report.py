@@ -207,6 +207,12 @@ def feedback_markdown(record: dict[str, Any], scores: list[ItemScore], title: st
         folder = f"{record['student_id']}-figures"
         out += ["## Your figures, as the grader drew them", ""]
         out += [f"- {md_inline(item)}: ![{md_inline(name)}]({_link(folder)}/{_link(name)})" for item, name in figures] + [""]
+    adapted = record.get("adaptations") or []
+    if adapted:  # written for Colab with a GPU and the internet; the sandbox has none of them
+        out += ["## What the grader adapted", "",
+                "Your code was written for an environment the grader does not have (Colab, Google Drive, a GPU, "
+                "downloads). To run it as it would run there, the grader made these changes:", ""]
+        out += [f"- {md_inline(a)}" for a in adapted] + [""]
     pending = [s for s in scores if s.score is None]
     if pending:
         out += ["## Not graded yet", ""] + [f"- {md_inline(s.item.id)} {md_inline(s.item.title)}: {md_inline(_item_text(s))}"
