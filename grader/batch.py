@@ -42,10 +42,10 @@ def _file_digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def tree_hash(paths: list[Path]) -> str:
+def tree_hash(paths: list[Path], base: Path = ROOT) -> str:
     digest = hashlib.sha256()
     for path in sorted(paths):
-        digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes() + b"\0")
+        digest.update(str(path.relative_to(base)).encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()[:16]
 
 
@@ -122,7 +122,7 @@ def build_context(assignment: Assignment, mode: str) -> Context:
     hidden_files = {p.name: _file_digest(p) for p in hidden}
     data = assignment.public_data_dir.parent
     fixture_files = sorted(p for p in data.rglob("*") if p.is_file()) if data.is_dir() else []
-    fixtures_hash = tree_hash(fixture_files)
+    fixtures_hash = tree_hash(fixture_files, data)
     version = grader_version()
     ctx = Context(assignment, mode, version, {}, hidden_files, fixtures_hash)
     by_file = _items_by_file(hidden)
@@ -135,12 +135,29 @@ def build_context(assignment: Assignment, mode: str) -> Context:
         for name, items in by_file.items():
             for item in items:
                 by_item.setdefault(item, set(shared)).add(name)
+    _validate_checks(assignment, by_item)
     for item in assignment.items:
         if not item.graded_automatically:
             continue
         parts = [version, mode, fixtures_hash] + [f"{n}:{hidden_files.get(n, '')}" for n in sorted(by_item.get(item.id, ()))]
         ctx.item_keys[item.id] = hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
     return ctx
+
+
+def _validate_checks(assignment: Assignment, by_item: dict[str, set[str]]) -> None:
+    """Every check names an item of the rubric, and every automatic item has checks: one clear line each."""
+    rubric = assignment.solution_dir / "rubric.toml"
+    known = {i.id for i in assignment.items}
+    for item, files in sorted(by_item.items()):
+        if item not in known:
+            raise ValueError(f"{assignment.solution_dir / 'hidden'} ({', '.join(sorted(files))}): a check names item {item!r}, "
+                             f"which {rubric} does not have (its items: {', '.join(sorted(known))})")
+        if assignment.item(item).kind == "manual":
+            raise ValueError(f"{rubric}: item {item!r} is manual but {', '.join(sorted(files))} has checks for it")
+    for item in assignment.items:
+        if item.graded_automatically and item.id not in by_item:
+            raise ValueError(f"{rubric}: item {item.id!r} is automatic (kind = \"auto\", built) but no check in "
+                             f"{assignment.solution_dir / 'hidden'} names it; write its checks or set built = false")
 
 
 class GraderFault(Exception):

@@ -97,8 +97,10 @@ def extract(sub: Submission, assignment: Assignment, box: Path) -> None:
     sub.module_files = find_modules(box, assignment)
     if not sub.module_files:
         wanted = ", ".join(f"{m}.py" for m in assignment.modules)
+        single = (f", or one file matching {assignment.single_file_pattern.pattern}"
+                  if assignment.single_file_pattern.pattern not in ("", "^$") else "")
         raise IntakeError("missing_files", f"no Python file or notebook for this assignment found (expected {wanted}, "
-                                           f"the same names as .ipynb, or one Assignment2_<ID>_<NAME>.py)")
+                                           f"the same names as .ipynb{single})")
     missing = [m for m in assignment.modules if m not in sub.module_files]
     if missing:
         sub.notes.append("no file found for: " + ", ".join(f"{m}.py (or {m}.ipynb)" for m in missing))

@@ -59,7 +59,7 @@ def encode(value: Any, handles: Any = None, depth: int = 0) -> Any:
     if isinstance(value, int):
         return {"__int__": str(value)} if abs(value) > 2**53 else value
     if isinstance(value, float):
-        return value if math.isfinite(value) else {"__float__": repr(value)}
+        return value if math.isfinite(value) else {"__float__": repr(float(value))}  # np.float64(inf) -> 'inf'
     if isinstance(value, Handle):
         return {"__handle__": value.id, "type": value.type_name}
     if isinstance(value, TorchArray):

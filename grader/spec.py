@@ -99,7 +99,11 @@ def load(assignment_id: str) -> Assignment:
     if not path.is_file():
         raise ValueError(f"unknown assignment {assignment_id!r}; known: {', '.join(available()) or 'none'} "
                          f"(or give the path of a folder holding rubric.toml)")
-    raw = tomllib.loads(path.read_text())
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{path}: not valid TOML ({exc})") from None
+    _require(raw, path)
     a, naming, late = raw["assignment"], raw["naming"], raw.get("late", {})
     if str(a.get("id")) != path.parent.name:
         raise ValueError(f"{path}: [assignment] id is {a.get('id')!r} but the folder is {path.parent.name!r}; "
@@ -133,6 +137,46 @@ def load(assignment_id: str) -> Assignment:
         limits=_time_limits(raw.get("limits", {}), path),
         preload=_preload(a.get("preload"), path),
     )
+
+
+# What a rubric must hold: table -> {key: type}. Each problem is one line naming the file and the key.
+REQUIRED = {
+    "assignment": {"id": str, "title": str, "modules": list},
+    "naming": {"pattern": str},
+}
+ITEM_KEYS = {"id": str, "task": str, "title": str, "marks": (int, float), "kind": str}
+
+
+def _require(raw: dict, path: Path) -> None:
+    for table, keys in REQUIRED.items():
+        if not isinstance(raw.get(table), dict):
+            raise ValueError(f"{path}: the [{table}] table is missing")
+        for key, kind in keys.items():
+            if key not in raw[table]:
+                raise ValueError(f"{path}: [{table}] {key} is missing")
+            if not isinstance(raw[table][key], kind):
+                raise ValueError(f"{path}: [{table}] {key} should be a {kind.__name__}, got {raw[table][key]!r}")
+    if not isinstance(raw.get("items"), list) or not raw["items"]:
+        raise ValueError(f"{path}: no [[items]]: the rubric lists every item of the handout's task breakdown")
+    for n, item in enumerate(raw["items"], 1):
+        for key, kind in ITEM_KEYS.items():
+            if key not in item:
+                raise ValueError(f"{path}: [[items]] number {n} ({item.get('id', 'no id')}) has no {key}")
+            if not isinstance(item[key], kind) or isinstance(item[key], bool):
+                raise ValueError(f"{path}: [[items]] {item.get('id', n)}: {key} = {item[key]!r} has the wrong type")
+    try:
+        pattern = re.compile(raw["naming"]["pattern"])
+    except re.error as exc:
+        raise ValueError(f"{path}: [naming] pattern is not a valid regular expression ({exc})") from None
+    missing = {"student_id", "name"} - set(pattern.groupindex)
+    if missing:
+        raise ValueError(f"{path}: [naming] pattern needs the named groups (?P<student_id>...) and (?P<name>...); "
+                         f"missing: {', '.join(sorted(missing))}")
+    if "single_file_pattern" in raw["assignment"]:
+        try:
+            re.compile(raw["assignment"]["single_file_pattern"])
+        except re.error as exc:
+            raise ValueError(f"{path}: [assignment] single_file_pattern is not a valid regular expression ({exc})") from None
 
 
 def _time_limits(raw: dict, path: Path) -> TimeLimits:
