@@ -200,6 +200,19 @@ def test_torch_the_course_way_on_a_cpu_without_network(tmp_path):
         assert expected in text, expected
 
 
+def test_random_stand_ins_for_pretrained_weights_look_trained(tmp_path):
+    """Do the stand-in weights have no all-zero parameter, so code written for trained weights (loss-landscapes'
+    filter normalisation divides by each bias's norm) runs as it would with the real ones?"""
+    got = run("""
+        import torch, torchvision
+        fresh = torchvision.models.resnet18()
+        stand_in = torchvision.models.resnet18(pretrained=True)
+        zero = lambda m: sorted(n for n, p in m.named_parameters() if not p.any())
+        result = [len(zero(fresh)), zero(stand_in)]
+    """, tmp_path)
+    assert got["out"][0] > 0 and got["out"][1] == []
+
+
 def test_cached_pretrained_weights_are_loaded(tmp_path):
     """Are weights already in torch's cache loaded for real (only a download is replaced)?"""
     got = run("""
@@ -296,6 +309,22 @@ def test_worker_reads_pdf_text_and_reports_adaptations(tmp_path):
         adapted = sb.request({"op": "adaptations"}, 10)
     assert adapted[0].startswith("drive.mount('/content/drive') ignored")
     assert "path /content/drive/MyDrive/tiny_nerf_data.npz read from the fixture tiny_nerf_data.npz" in adapted
+
+
+def test_a_broken_pdf_costs_only_its_own_text(tmp_path):
+    """Does a corrupt or text-less PDF become a note for the TA, while the other report is still read?"""
+    from grader.sandbox import Sandbox, detect_mode
+
+    box = tmp_path / "box"
+    box.mkdir()
+    (box / "broken.pdf").write_bytes(b"%PDF-1.4\n1 0 obj << /Type /Catalog >> garbage")
+    _pdf(box / "report.pdf", ["Q3.1: No"])
+    box.chmod(0o777)
+    for p in box.iterdir():
+        p.chmod(0o644)
+    texts, problems = answers.read_reports(Sandbox(box, {}, detect_mode()), ["broken.pdf", "report.pdf"])
+    assert list(texts) == ["report.pdf"] and "Q3.1: No" in texts["report.pdf"]
+    assert len(problems) == 1 and problems[0].startswith("broken.pdf: ")
 
 
 # -- answers from a report's text (plain text handling, in the grader) --------------------------------
