@@ -723,6 +723,7 @@ def build(ctx: Context) -> list[Case]:
     cases += code_cases(ctx) + zip_cases(ctx)
     cases += __import__("adversarial.cases_checks", fromlist=["cases"]).cases(ctx)
     cases += __import__("adversarial.cases_staff", fromlist=["cases"]).cases(ctx)
+    cases += __import__("adversarial.cases_isolation", fromlist=["cases"]).cases(ctx)
     cases = [_lighten(c) for c in cases]
     sids = [c.sid for c in cases]
     assert len(set(sids)) == len(sids), "duplicate student ids in the corpus"
