@@ -77,6 +77,21 @@ def build_model(config):
         return DeeperNerfModel(config["filter_size"], config["num_encoding_functions"], config["hidden_layers"])
     '''
 
+RENDER = '''        pose = torch.as_tensor(pose, dtype=torch.float32).to(self.device)
+        return self.run_one_iter(pose, randomize=False).cpu().numpy()
+'''
+# Issue 12: no NeRF at all. render() returns the nearest training view (BASELINE) or the mean of the two
+# nearest (IMPROVED); both scored above the old floor and "improved" on each other.
+IMAGE_BASED = '''        pose = torch.as_tensor(pose, dtype=torch.float32).to(self.device)
+        order = torch.argsort(((self.poses[:, :3, 3] - pose[:3, 3]) ** 2).sum(-1))
+        return self.images[order[: self.config.get("views", 1)]].mean(0).cpu().numpy()
+'''
+# Issue 12: the improved version plays dead (no step at its first call) at the marking seed only, so
+# that the old marker moved on to a seed of the submission's choosing.
+SEED_CHOOSER = ('        if self.seed == 4423 and self.steps == 0 and self.config["filter_size"] == 256:\n'
+                '            self.steps += 1\n'
+                '            return 0.0\n')
+
 MISTAKES = [
     # L changed for the improved version, but the model's input size still assumes L = 6 (39 inputs).
     Variant("L-changed-input-size-not", sub(IMPROVED, "\nIMPROVED = dict(BASELINE, num_encoding_functions=10)\n")
@@ -99,10 +114,20 @@ MISTAKES = [
     Variant("cosmetic-config-change", sub(IMPROVED, '\nIMPROVED = dict(BASELINE, note="wider")\n'),
             {"6.1": scores(2, "changes the result"), "6.2": loses("at least as good")},
             only=("differs", "trains", "at least as good")),
+    Variant("render-copies-training-views", sub(IMPROVED, "\nIMPROVED = dict(BASELINE, filter_size=256, views=2)\n")
+            + sub(RENDER, IMAGE_BASED),
+            {"6.1": scores(2, "changes the result"), "6.2": scores(5, "baseline reaches", "at least as good")}),
+]
+
+REVIEWED = [
+    # the marking seed is the grader's: playing dead there sends the items to a TA, not to another seed
+    Variant("plays-dead-at-the-marking-seed", sub(SEEDING, SEEDING + "        self.seed = seed\n")
+            + sub(STEP_START, SEED_CHOOSER + STEP_START), {}, only=("changes the result", "baseline reaches")),
+    # a correct deeper MLP that happens to be dead at the marking seed (alive at a later one): a TA marks it
+    Variant("deeper-mlp", sub(IMPROVED, "\nIMPROVED = dict(BASELINE, hidden_layers=3)\n") + sub("def build_model(config):\n    \"\"\"The network for a configuration. An improvement that needs a new architecture goes here.\"\"\"\n    ", DEEPER), {}),
 ]
 
 ALTERNATIVES = [
-    Variant("deeper-mlp", sub(IMPROVED, "\nIMPROVED = dict(BASELINE, hidden_layers=3)\n") + sub("def build_model(config):\n    \"\"\"The network for a configuration. An improvement that needs a new architecture goes here.\"\"\"\n    ", DEEPER), {}),
     Variant("more-frequencies-matching-input", sub(IMPROVED, "\nIMPROVED = dict(BASELINE, num_encoding_functions=8)\n"), {}),
     Variant("more-depth-samples", sub(IMPROVED, "\nIMPROVED = dict(BASELINE, depth_samples_per_ray=48)\n"), {}),
     Variant("pi-scaled-encoding", sub(IMPROVED, "\nIMPROVED = dict(BASELINE, pi=True)\n")
@@ -140,7 +165,7 @@ def grade(grader: dict, box: Path, source: str, only: tuple[str, ...]) -> tuple[
 @pytest.fixture(scope="module")
 def graded(grader: dict, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Future]:
     jobs = {"reference": (REFERENCE, ()), "starter": (STARTER.read_text(), ())}
-    for v in MISTAKES + ALTERNATIVES:
+    for v in MISTAKES + ALTERNATIVES + REVIEWED:
         jobs[v.id] = (fabricate(v), v.only)
     selected = {t.callspec.params["variant"].id if hasattr(t, "callspec") else t.name.split("_")[1]
                 for t in request.session.items if t.module is request.module}
@@ -188,6 +213,47 @@ def test_correct_alternative_keeps_full_marks(grader: dict, graded: dict[str, Fu
         assert_expectation(grader, item, FULL, scored, outcomes)
 
 
+@pytest.mark.parametrize("variant", REVIEWED, ids=lambda v: v.id)
+def test_dead_at_the_marking_seed_goes_to_review(graded: dict[str, Future], variant: Variant) -> None:
+    """Is a version that gets no gradient at the grader's marking seed (but does at another) sent to a TA
+    with the seeds as evidence, instead of being marked at a seed the submission could steer?"""
+    scored, outcomes = graded[variant.id].result()
+    why = report(scored, outcomes)
+    assert_no_sandbox_failure(outcomes, why)
+    trained = [o for o in outcomes if "changes the result" in o.name or "baseline reaches" in o.name]
+    assert trained and all(o.status == "review" for o in trained), why
+    assert all("marking seed" in o.message and "it moves at seeds" in o.detail for o in trained), why
+    assert scored["6.1"] is None and scored["6.2"] is None, why
+
+
+def test_original_notebook_form_goes_to_review(grader: dict, tmp_path: Path) -> None:
+    """Does a Task 6 without the starter's BASELINE / IMPROVED / make_trainer (the original notebook's
+    own training loop) go to a TA with the names it defines, instead of scoring 0 (issue 11)?"""
+    original = REFERENCE.split("\n# BEGIN SOLUTION 6.1")[0].replace("BASELINE = {", "SETTINGS = {")
+    original += "\n" + REFERENCE[REFERENCE.index("# -- helpers from the notebook"):REFERENCE.index("def build_model(config)")]
+    scored, outcomes = grade(grader, tmp_path, original, ())
+    why = report(scored, outcomes)
+    assert outcomes and all(o.status == "review" for o in outcomes), why
+    assert all("defines no" in o.message and "VeryTinyNerfModel" in o.detail for o in outcomes), why
+    assert scored == {"6.1": None, "6.2": None}, why
+
+
+def test_a_shared_file_shares_no_training(grader: dict, tmp_path: Path) -> None:
+    """Two submissions graded one after the other in the same folder, both a thin tiny_nerf.py importing
+    real_nerf.py: does the second (whose real_nerf never steps) get its own verdict, not the first's
+    cached training results (issue 12)?"""
+    box = tmp_path / "pool"
+    box.mkdir()
+    thin = "from real_nerf import *  # noqa: F401,F403\nfrom real_nerf import BASELINE, IMPROVED, make_trainer  # noqa: F401\n"
+    (box / "real_nerf.py").write_text(REFERENCE)
+    first, outcomes = grade(grader, box, thin, ("changes the result",))
+    assert first["6.1"] == 4.0, report(first, outcomes)
+    (box / "real_nerf.py").write_text(apply_edits(REFERENCE, sub(OPT_STEP, ""), "no optimizer step"))
+    second, outcomes = grade(grader, box, thin, ("changes the result",))
+    assert second["6.1"] < 4.0, report(second, outcomes)
+    assert any("changes the result" in o.name and not o.passed for o in outcomes), report(second, outcomes)
+
+
 def test_substitutions_change_the_reference() -> None:
-    for variant in MISTAKES + ALTERNATIVES:
+    for variant in MISTAKES + ALTERNATIVES + REVIEWED:
         assert fabricate(variant) != REFERENCE, variant.id

@@ -15,6 +15,13 @@ result. 6.2 (results of both versions) is only earned with such an improvement: 
 still work, the renderer matches the analytic spheres, the baseline reaches a calibrated PSNR floor,
 the improved version is no worse than the baseline minus a tolerance, and runs are reproducible.
 
+No image-based answer earns these marks (issue 12): the floor is also above the best trivial answer
+the grader computes from the training views themselves (the nearest training view, the mean of the two
+nearest, the mean image, black), and a rendering counts only if it depends on the trained model:
+after the held-out renders the grader flips the sign of every parameter of `trainer.model` and renders
+again, and the held-out PSNR must fall by DEPENDENCE_DB (a render that returns or blends training
+views does not change at all).
+
 Calibration (fixture: 40 training views of 16x16, 2 held-out views, three spheres on black, whose
 all-black rendering scores 13.6 dB; one CPU thread, Adam lr 2e-3, 300 steps of one full image each):
 the reference BASELINE reaches 24.5 dB at the marking seed 4423 (24.5-25.3 dB at other seeds), the
@@ -22,8 +29,14 @@ reference IMPROVED (hidden 128 -> 256) 26.3 dB, a 3-hidden-layer MLP 25.2 dB (se
 live one); filter_size 8 and a train_step without zero_grad stay far below. FLOOR_DB = 21 leaves
 3.5 dB below the reference. Cost (CPU seconds of the sandbox): the baseline about 7 s, the 256-wide
 model about 25 s, the whole of 6.1 + 6.2 about 35-40 s.
-A version whose density is <= 0 at every sample when initialised gets no gradient (a dead ReLU), so
-the marking seed is the first of SEEDS at which both versions get a gradient at their first step.
+The marking seed is SEED, fixed by the grader. A version whose density is <= 0 at every sample when
+initialised gets no gradient (a dead ReLU) and does not move at its first step: when that happens at
+SEED but not at every one of SEEDS (an unlucky initialisation, not a train_step that never steps), the
+items go to a TA with the seeds as evidence instead of the marker choosing another seed (which the
+submission could steer by playing dead at the seeds it does not want).
+
+Results are cached per submission across checks and sandbox restarts, keyed by the hash of every file
+of the submission (two submissions sharing one file never share results).
 """
 from __future__ import annotations
 
@@ -35,7 +48,7 @@ from pathlib import Path
 
 import numpy as np
 
-from grader.checks import CheckFailed, Student, Tensor, as_array, check, expect_shape
+from grader.checks import CheckFailed, NeedsReview, Student, Tensor, as_array, check, expect_shape
 from grader.protocol import Handle
 
 MOD = "tiny_nerf"
@@ -45,9 +58,12 @@ PUBLIC = DATA / "public" / "tiny_nerf_data.npz"
 HELDOUT = DATA / "nerf_heldout.npz"
 
 SEED = 4423  # the grader's seed for both versions
-SEEDS = tuple(SEED + k for k in range(6))  # tried in turn when a version is dead at initialisation (see _seed)
+SEEDS = tuple(SEED + k for k in range(6))  # probed only to tell a dead initialisation from a train_step that never steps
 ITERS = 300  # optimisation steps given to each version (one full training image per step)
-FLOOR_DB = 21.0  # the baseline must reach this held-out PSNR after ITERS steps
+FLOOR_DB = 21.0  # the baseline must reach this held-out PSNR after ITERS steps, and
+TRIVIAL_MARGIN_DB = 1.0  # this much more than the best image-based answer (see _trivial_db)
+DEPENDENCE_DB = 3.0  # flipping the sign of the trained model's parameters must cost at least this much PSNR
+ROLL_TOL_DB = 2.0  # the held-out views rolled by 90 degrees (the same rays, turned) may score at most this much less
 TOLERANCE_DB = 0.5  # the improved version may not be worse than the baseline by more than this
 REPRO_ITERS = 5  # steps of each reproducibility run
 REPRO_DB = 1e-4
@@ -65,7 +81,9 @@ IMPROVED_BUDGET = 180.0
 WALL_CAP = 600.0
 TRAIN_BUDGET = 2 * WALL_CAP + 300.0  # a check that trains both versions: their wall caps, plus the probes
 
-_CACHE: dict = {}  # (box, sha256 of the student's file) -> results (plain data only), across sandbox restarts
+_CACHE: dict = {}  # (box, sha256 of every file of the submission) -> results (plain data only), across restarts
+_DIGESTS: dict = {}  # box -> (the files' names, sizes and mtimes, their sha256)
+_ROLLED: dict = {}  # the rolled held-out views (see _rolled_views)
 LAST: dict = {}  # the latest experiment's numbers (PSNR, seconds, errors), for calibration and tests
 
 
@@ -89,12 +107,26 @@ def _psnr(rendered: np.ndarray, target: np.ndarray) -> float:
     return -10.0 * math.log10(max(mse, 1e-12))
 
 
+def _digest(box: Path) -> str:
+    """sha256 of every file of the submission's box (names and contents), recomputed when a file changes."""
+    files = sorted(p for p in box.rglob("*") if p.is_file() and not p.is_symlink())
+    stats = tuple((p.relative_to(box).as_posix(), p.stat().st_size, p.stat().st_mtime_ns) for p in files)
+    cached = _DIGESTS.get(str(box))
+    if cached is None or cached[0] != stats:
+        h = hashlib.sha256()
+        for (rel, size, _), path in zip(stats, files):
+            h.update(f"{rel}\0{size}\0".encode())
+            h.update(path.read_bytes())
+        cached = (stats, h.hexdigest())
+        _DIGESTS[str(box)] = cached
+    return cached[1]
+
+
 def _state(student: Student) -> dict:
-    """Per-submission memo, so that both versions are trained once even when a timeout restarts the sandbox."""
-    box = student.sandbox.box
-    path = box / student.sandbox.module_files.get(MOD, "")
-    digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
-    key = (str(box), digest)
+    """Per-submission memo, so that both versions are trained once even when a timeout restarts the sandbox.
+    Keyed by the hash of the WHOLE submission: a thin module importing another file shares nothing."""
+    box = Path(student.sandbox.box)
+    key = (str(box), _digest(box))
     if key not in _CACHE:
         if len(_CACHE) > 64:
             _CACHE.clear()
@@ -199,13 +231,30 @@ def declared(student: Student) -> dict:
     return result
 
 
+ENTRY_POINTS = ("BASELINE", "IMPROVED", "make_trainer")  # the starter's; the original notebook had none of them
+
+
+def _require_entry_points(student: Student) -> None:
+    """A Task 6 in the original notebook's form (its own training loop, no BASELINE / IMPROVED / make_trainer)
+    cannot be driven by the marker: a TA marks it, shown what the module defines."""
+    found = student.names(MOD)
+    missing = [n for n in ENTRY_POINTS if n not in found]
+    if missing:
+        notebook = [n for n in ("VeryTinyNerfModel", "run_one_iter_of_tinynerf", "render_volume_density") if n in found]
+        shown = ", ".join(sorted(found)[:40]) + (" ..." if len(found) > 40 else "")
+        raise NeedsReview(f"tiny_nerf defines no {', '.join(missing)} (the starter's entry points the marker trains "
+                          "both versions through)" + ("; it has the original notebook's functions" if notebook else ""),
+                          f"names the module defines: {shown or '(none)'}")
+
+
 def _require_improvement(student: Student) -> dict:
+    _require_entry_points(student)
     info = declared(student)
     if not info["real"]:
         raise CheckFailed(
             "there is no improved version to compare: IMPROVED has the same settings and architecture as BASELINE",
             info.get("why", ""),
-            "Task 6 asks for ONE change (e.g. IMPROVED = dict(BASELINE, filter_size=256)); 6.2 compares the two versions",
+            "Task 6 asks for ONE change to the baseline, described by IMPROVED; 6.2 compares the two versions",
         )
     return info
 
@@ -259,6 +308,14 @@ def _run(student: Student, which: str, iters: int, seed: int, probes: bool, budg
                          hint="render returns the (H, W, 3) image seen from the pose")
         out["render"] = np.stack(renders)
         out["psnr"] = float(np.mean([_psnr(r, t) for r, t in zip(renders, fx["test_images"])]))
+        if iters == ITERS:  # the marked runs only (a few steps leave the model close to its initialisation)
+            rolled = _rolled_views()
+            again = [as_array(student.call(trainer, "render", Tensor(p), timeout=60), f"render of a rolled held-out pose ({which})")
+                     for p in rolled["poses"]]
+            for r in again:
+                expect_shape(r, rolled["images"].shape[1:], f"render(pose) of {which}")
+            out["psnr_rolled"] = float(np.mean([_psnr(r, t) for r, t in zip(again, rolled["images"])]))
+            out["psnr_flipped"] = _flipped_psnr(student, trainer, which)
     except CheckFailed as exc:
         out["error"] = exc.what + (f" ({exc.detail})" if exc.detail else "")
     except StudentError as exc:
@@ -269,6 +326,72 @@ def _run(student: Student, which: str, iters: int, seed: int, probes: bool, budg
         out["seconds"] = round(time.monotonic() - start, 1)
         out["cpu"] = round(student.cpu_seconds() - cpu0, 1)
     return out
+
+
+def _flipped_psnr(student: Student, trainer: Handle, which: str) -> float | None:
+    """Held-out PSNR after flipping the sign of every parameter of trainer.model (the trainer is spent after);
+    None when the model has no parameter to flip. NaN or inf in the flipped rendering counts as 0 dB."""
+    from grader.sandbox import StudentError
+
+    fx = _fixture()
+    flipped = 0
+    try:
+        gen = student.call(trainer, "model.parameters", ret="handle")
+        for _ in range(1000):
+            try:
+                param = student.call(gen, "send", None, ret="handle")  # next(generator)
+            except StudentError as exc:
+                if exc.error == "StopIteration":
+                    break
+                raise
+            student.call(param, "data.neg_", ret="none")
+            flipped += 1
+    except StudentError:
+        return None
+    if not flipped:
+        return None
+    scores = []
+    for pose, target in zip(fx["test_poses"], fx["test_images"]):
+        r = as_array(student.call(trainer, "render", Tensor(pose), timeout=60), f"render of the held-out pose ({which})",
+                     allow_nonfinite=True)
+        scores.append(_psnr(r, target) if r.shape == target.shape and np.all(np.isfinite(r)) else 0.0)
+    return float(np.mean(scores))
+
+
+def _rolled_views() -> dict[str, np.ndarray]:
+    """The held-out poses turned by 90 degrees about their viewing axis, and their exact images (rendered here
+    from the analytic scene): the same rays as the held-out views, so a NeRF renders them as well, while no
+    training image looks like them."""
+    if "rolled" not in _ROLLED:
+        scene, fx = _scene_module(), _fixture()
+        roll = np.eye(4)
+        roll[:2, :2] = [[0.0, -1.0], [1.0, 0.0]]
+        poses = np.stack([p.astype(np.float64) @ roll for p in fx["test_poses"]])
+        h, w = fx["test_images"].shape[1:3]
+        images = np.stack([scene.render(*scene.rays(h, w, fx["focal"], p)) for p in poses])
+        _ROLLED["rolled"] = {"poses": poses.astype(np.float32), "images": images.astype(np.float32)}
+    return _ROLLED["rolled"]
+
+
+def _trivial_db() -> tuple[float, str]:
+    """The best held-out PSNR of an answer made from the training images alone (no model): black, the mean
+    training image, the nearest training view, the mean of the two nearest views (by camera centre)."""
+    fx = _fixture()
+    images, centres = fx["images"][..., :3].astype(np.float64), fx["poses"][:, :3, 3]
+    answers: dict[str, list[float]] = {"black": [], "the mean training image": [], "the nearest training view": [],
+                                       "the mean of the two nearest training views": []}
+    for pose, target in zip(fx["test_poses"], fx["test_images"]):
+        order = np.argsort(np.linalg.norm(centres - pose[:3, 3], axis=1))
+        answers["black"].append(_psnr(np.zeros_like(target), target))
+        answers["the mean training image"].append(_psnr(images.mean(0), target))
+        answers["the nearest training view"].append(_psnr(images[order[0]], target))
+        answers["the mean of the two nearest training views"].append(_psnr(images[order[:2]].mean(0), target))
+    name = max(answers, key=lambda k: float(np.mean(answers[k])))
+    return float(np.mean(answers[name])), name
+
+
+def _floor() -> float:
+    return max(FLOOR_DB, _trivial_db()[0] + TRIVIAL_MARGIN_DB)
 
 
 def _alive(student: Student, which: str, seed: int) -> bool:
@@ -287,18 +410,25 @@ def _alive(student: Student, which: str, seed: int) -> bool:
     return before is None or after is None or before.shape != after.shape or not np.array_equal(before, after)
 
 
-def _seed(student: Student) -> int:
-    """The marking seed: SEED, or the next of SEEDS at which both versions get a gradient at their first step
-    (so that a correct model is not failed for an unlucky initialisation). A train_step that never
-    steps fails at every seed and is caught by the probes of the training run."""
+def _check_seed(student: Student) -> int:
+    """The marking seed is SEED, whatever the submission does. A version that does not move at its first
+    step there: a TA decides when it moves at another of SEEDS (a dead initialisation, evidence given);
+    a failure when it moves at none (a train_step that never steps)."""
     state = _state(student)
     if "seed" not in state:
-        state["seed"] = SEED
-        for seed in SEEDS:
-            if _alive(student, "IMPROVED", seed) and _alive(student, "BASELINE", seed):
-                state["seed"] = seed
-                break
-    return state["seed"]
+        dead = [which for which in ("IMPROVED", "BASELINE") if not _alive(student, which, SEED)]
+        state["seed"] = {"dead": dead, "alive_at": {}}
+        for which in dead:
+            state["seed"]["alive_at"][which] = [seed for seed in SEEDS[1:] if _alive(student, which, seed)]
+    info = state["seed"]
+    for which in info["dead"]:
+        if info["alive_at"][which]:
+            raise NeedsReview(f"the {which} version gets no gradient at the marking seed {SEED} (a dead "
+                              "initialisation: its density output is <= 0 at every sample), so the comparison "
+                              "cannot be run automatically",
+                              f"the first train_step leaves the {which} model unchanged at seed {SEED}; it moves "
+                              f"at seeds {', '.join(map(str, info['alive_at'][which]))} of {', '.join(map(str, SEEDS))}")
+    return SEED
 
 
 def _experiment(student: Student, *which: str) -> dict:
@@ -308,10 +438,10 @@ def _experiment(student: Student, *which: str) -> dict:
     for name in which:
         if name not in runs:
             budget = BASELINE_BUDGET if name == "BASELINE" else IMPROVED_BUDGET
-            seed = _seed(student)
+            seed = _check_seed(student)
             runs[name] = _run(student, name, ITERS, seed, probes=name == "IMPROVED", budget=budget)
             runs[name]["seed"] = seed
-            LAST[name] = {f: runs[name].get(f) for f in ("psnr", "seconds", "cpu", "error", "seed")}
+            LAST[name] = {f: runs[name].get(f) for f in ("psnr", "psnr_rolled", "psnr_flipped", "seconds", "cpu", "error", "seed")}
     return runs
 
 
@@ -323,6 +453,19 @@ def _usable(run: dict, what: str, hint: str = "") -> dict:
         raise SandboxTimeout(run["error"])
     if run["error"]:
         raise CheckFailed(what, run["error"], hint)
+    if "psnr_rolled" in run and not run["psnr_rolled"] >= run["psnr"] - ROLL_TOL_DB:
+        raise CheckFailed("the held-out views turned about their viewing axis render much worse than the views themselves",
+                          f"{run['psnr']:.2f} dB on the held-out views, {run['psnr_rolled']:.2f} dB on the same views "
+                          "rolled by 90 degrees (the same rays)",
+                          "render(pose) must volume-render what the trained model predicts along the pose's rays")
+    if "psnr_flipped" in run:  # a marked run: the rendering must come from the trained model
+        flipped = run["psnr_flipped"]
+        if flipped is None or not run["psnr"] - flipped >= DEPENDENCE_DB:
+            raise CheckFailed("the held-out rendering does not depend on the trained model",
+                              "trainer.model has no parameters to perturb" if flipped is None else
+                              f"flipping the sign of every parameter of trainer.model changes the held-out PSNR by "
+                              f"{run['psnr'] - flipped:+.2f} dB",
+                              "render(pose) must volume-render what the trained model predicts along the pose's rays")
     return run
 
 
@@ -341,15 +484,12 @@ def improvement_trains(student: Student) -> None:
     _require_improvement(student)
     imp = _experiment(student, "IMPROVED")["IMPROVED"]
     if not imp["moved"]:
-        hint = ("every call of train_step must make one optimisation step (backward, step, zero_grad); "
+        hint = ("every call of train_step must make one optimisation step; "
                 "the marker gives both versions the same number of steps")
-        if imp.get("stuck_at") == 0:
-            hint += (f". At step 0 this also happens when the density output is <= 0 at every sample (a dead ReLU: "
-                     f"no gradient at all); the marker tried seeds {', '.join(map(str, SEEDS))}")
         raise CheckFailed("a call of train_step left the improved model's weights unchanged",
                           f"at step {imp.get('stuck_at')} of {ITERS}", hint)
     _usable(imp, "the improved version does not train",
-            "if you changed num_encoding_functions, the model's input size must change with it (3 + 3*2*L)")
+            "if you changed the number of encoding frequencies, the model's input size must follow it")
     losses = np.asarray(imp["losses"], dtype=np.float64)
     if len(losses) != ITERS or not np.all(np.isfinite(losses)):
         raise CheckFailed("the improved version's train_step returned a non-finite loss",
@@ -385,7 +525,7 @@ def helpers_intact(student: Student) -> None:
         if not np.allclose(d[j, i], want, atol=1e-4, rtol=1e-4):
             raise CheckFailed(f"the ray direction of pixel (row {j}, column {i}) is wrong",
                               f"expected {np.round(want, 5)}, got {np.round(d[j, i], 5)}",
-                              "direction ((i - W/2)/f, -(j - H/2)/f, -1) rotated by the pose")
+                              "keep the notebook's pinhole convention (the camera looks down its -z axis, x right, y up)")
     if not np.allclose(o, pose[:3, 3], atol=1e-5):
         raise CheckFailed("ray origins should all be the camera centre (the pose's translation)")
     n = 16
@@ -402,7 +542,7 @@ def helpers_intact(student: Student) -> None:
     for L in (6, 4):
         enc = as_array(student.call(MOD, "positional_encoding", Tensor(x), L), f"positional_encoding(x, {L})")
         expect_shape(enc, (5, 3 + 6 * L), f"positional_encoding of 5 points with L={L}",
-                     hint="[x, sin(2^k x), cos(2^k x)] for k = 0..L-1: 3 + 3*2*L values")
+                     hint="keep the notebook's encoding: the point itself, then a sine and a cosine per frequency")
         freqs = 2.0 ** np.arange(L)
         cands = [x] + [f(x * c * s) for s in (1.0, np.pi) for c in freqs for f in (np.sin, np.cos)]
         cols = np.concatenate(cands, axis=-1)
@@ -414,14 +554,14 @@ def helpers_intact(student: Student) -> None:
         got = as_array(student.call(MOD, "mse2psnr", Tensor(np.array(mse, dtype=np.float64))), f"mse2psnr({mse})")
         if got.size != 1 or not abs(float(got.reshape(-1)[0]) - (-10.0 * math.log10(mse))) < 1e-6:
             raise CheckFailed(f"mse2psnr({mse}) is wrong", f"expected {-10.0 * math.log10(mse):.6f}, got {got.reshape(-1)[:3]}",
-                              "PSNR of images in [0, 1] is -10 log10(MSE)")
+                              "keep the given PSNR helper (images in [0, 1])")
     for which in ("BASELINE", "IMPROVED"):
         trainer = _make_trainer(student, which)
         pts7 = Tensor(np.random.default_rng(1).uniform(-1, 1, size=(7, 3)).astype(np.float32))
         enc = student.call(trainer, "encode", pts7, ret="handle")
         out = as_array(student.call(trainer, "model", enc), f"the {which} model's output")
         expect_shape(out, (7, 4), f"the {which} model's output for 7 encoded points",
-                     hint="the model maps each encoded point to (r, g, b, sigma); its input size must be 3 + 3*2*L")
+                     hint="the model maps each encoded point to a colour and a density; its input size must follow the encoding")
 
 
 def _analytic_raw(scene, o: np.ndarray, d: np.ndarray, t: np.ndarray, spheres) -> np.ndarray:
@@ -460,17 +600,18 @@ def renderer_analytic(student: Student) -> None:
     if not np.all(np.isfinite(rgb)) or err.max() > 2e-2 or err.mean() > 2e-3:
         raise CheckFailed("the rendered spheres differ from the closed form c (1 - exp(-sigma l))",
                           f"max error {np.nanmax(err):.3g}, mean {np.nanmean(err):.3g} (tolerance 2e-2 / 2e-3)",
-                          "sigma = relu(raw[..., 3]) and rgb = sigmoid(raw[..., :3]); weights = alpha * exclusive "
-                          "cumprod(1 - alpha)")
+                          "keep the notebook's renderer as given: non-negative densities, colours squashed into "
+                          "[0, 1], and transmittance from the samples in front only")
 
 
-@check("6.2", f"the baseline reaches {FLOOR_DB:g} dB on the held-out views", weight=3, timeout=STEP_TIMEOUT, budget=TRAIN_BUDGET, module=MOD)
+@check("6.2", "the baseline reaches the calibrated PSNR floor on the held-out views, above image-based answers", weight=3,
+       timeout=STEP_TIMEOUT, budget=TRAIN_BUDGET, module=MOD)
 def baseline_floor(student: Student) -> None:
     _require_improvement(student)
     base = _usable(_experiment(student, "BASELINE")["BASELINE"], "the baseline does not train")
-    if not base["psnr"] >= FLOOR_DB:
-        raise CheckFailed(f"the baseline reaches only {base['psnr']:.2f} dB on the held-out views", _fmt(base),
-                          "keep BASELINE the notebook's model, and keep zero_grad in train_step")
+    if not base["psnr"] >= _floor():
+        raise CheckFailed("the baseline's held-out PSNR is below the floor", _fmt(base),
+                          "keep BASELINE the notebook's model, and keep train_step a complete optimisation step")
 
 
 def _save_renders(student: Student, base: dict, imp: dict) -> None:
@@ -486,7 +627,7 @@ def _save_renders(student: Student, base: dict, imp: dict) -> None:
     student.saved_figures.append(("heldout-baseline-vs-improved", rgba))
 
 
-@check("6.2", f"the improved version is at least as good (within {TOLERANCE_DB:g} dB) at the same budget", weight=4,
+@check("6.2", "the improved version is at least as good (within a tolerance) at the same budget", weight=4,
        timeout=STEP_TIMEOUT, budget=TRAIN_BUDGET, module=MOD)
 def improved_vs_baseline(student: Student) -> None:
     _require_improvement(student)
@@ -496,7 +637,7 @@ def improved_vs_baseline(student: Student) -> None:
     _save_renders(student, base, imp)
     if "render" in base and "render" in imp and np.array_equal(base["render"], imp["render"]):
         raise CheckFailed("the improved version gives exactly the baseline's result", "the change has no effect")
-    if not imp["psnr"] >= base["psnr"] - TOLERANCE_DB:
+    if not imp["psnr"] >= max(base["psnr"] - TOLERANCE_DB, _floor() - TOLERANCE_DB):
         raise CheckFailed("the improved version is worse than the baseline on the held-out views",
                           f"baseline {base['psnr']:.2f} dB, improved {imp['psnr']:.2f} dB, same seed ({base.get('seed')}) and {ITERS} steps",
                           "the held-out PSNR is what counts, not the PSNR against a training image")
@@ -513,4 +654,4 @@ def reproducible(student: Student) -> None:
         if not abs(a["psnr"] - b["psnr"]) <= REPRO_DB:
             raise CheckFailed(f"two runs of {which} with the same seed differ",
                               f"held-out PSNR {a['psnr']:.6f} vs {b['psnr']:.6f} dB after {REPRO_ITERS} steps",
-                              "make_trainer must seed torch (and numpy) with its seed argument")
+                              "make_trainer must seed every random number generator it uses with its seed argument")
