@@ -50,6 +50,7 @@ class Slot:
         self.starts = 0
         self.tampered: list[str] = []  # what workers changed on the zygote (each time, the slot was restarted)
         self.inherited: dict[str, Any] = {}  # the zygote's limits and scheduling, as it reported them when ready
+        self.preloaded: list[str] = []  # the libraries it imported
         self._pending = False  # launched by start_soon, "ready" not read yet
 
     def start_soon(self) -> None:
@@ -93,6 +94,7 @@ class Slot:
             self.kill()
             raise SandboxCrashed("the fork server did not start")
         self.inherited = reply.get("inherited", {})
+        self.preloaded = list(reply.get("preloaded", []))
 
     def _stderr_tail(self) -> str:
         try:

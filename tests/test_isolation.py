@@ -362,6 +362,27 @@ def test_a_fork_server_that_cannot_restart_mid_batch_stops_the_batch(tmp_path: P
     assert first["status"] == "ok" and first["items"]["4.1"] == 12.0
 
 
+# -- 5. the fork server imports what the assignment needs -------------------------------------------
+@needs_bwrap
+def test_the_fork_server_imports_only_what_the_assignment_names(slot: Slot) -> None:
+    assert "numpy" in slot.preloaded and "torch" not in slot.preloaded
+    probe = "import sys\ndef f():\n    before = 'scipy.stats' in sys.modules\n    import scipy.stats\n    return [before, float(scipy.stats.norm.cdf(0.0))]\n"
+    assert _run(slot, probe, "f") == [False, 0.5]  # anything else is imported by the worker when used
+
+
+def test_the_rubric_names_the_preload_list(tmp_path: Path) -> None:
+    from grader import spec
+
+    assert spec.load("cs188_hw4").preload is not None and "torch" in spec.load("cs188_hw4").preload
+    assert spec.load("comp4423_a2").preload is None  # the grader's default list
+    folder = tmp_path / "hw"
+    (folder / "hidden").mkdir(parents=True)
+    rubric = (ROOT / "solutions" / "comp4423_a2" / "rubric.toml").read_text().replace('id = "comp4423_a2"', 'id = "hw"')
+    (folder / "rubric.toml").write_text(rubric.replace("[assignment]\n", "[assignment]\npreload = \"numpy\"\n", 1))
+    with pytest.raises(ValueError, match="preload"):
+        spec.load(str(folder))
+
+
 # -- 4. two zips of one student -----------------------------------------------------------------------
 def test_the_latest_zip_of_a_student_is_graded_and_keeps_the_id(tmp_path: Path) -> None:
     from datetime import datetime, timezone
