@@ -486,8 +486,10 @@ def _grade_one(sub: intake.Submission, ctx: Context, opts: Options, slot: Slot |
         "modules": sub.module_files,
         "provenance": _provenance(sub, ctx, outcomes, ran, previous, reuse | set(ran)),
     }
-    report.write_atomic(opts.out / "feedback" / f"{sub.student_id}.md", report.feedback_markdown(record, scores, assignment.title))
-    report.write_atomic(path, report.dumps(report.gradescope_results(record, scores)))
+    deadline = opts.deadline or assignment.late.deadline  # verdict-only items show details after it
+    report.write_atomic(opts.out / "feedback" / f"{sub.student_id}.md",
+                        report.feedback_markdown(record, scores, assignment.title, deadline=deadline))
+    report.write_atomic(path, report.dumps(report.gradescope_results(record, scores, deadline=deadline)))
     record["_reused"] = previous is not None and not ran
     return record
 

@@ -35,6 +35,18 @@ def main(argv: list[str] | None = None) -> int:
                    help="set time limits from the reference solution's timings on this machine (measured once, "
                         "cached; default: on)")
 
+    c = sub.add_parser("check", help="grade ONE submission (zip, folder, .py or notebook) and print its marks and feedback")
+    c.add_argument("path", type=Path, help="a submission zip, a folder of files, one .py or one .ipynb")
+    c.add_argument("--assignment", required=True, help="an assignment id or the path of an assignment folder")
+    c.add_argument("--student", action="store_true",
+                   help="only what students may see: the naming rule, the files the grader looks for, the public tests")
+    c.add_argument("--out", type=Path, help="keep the results and feedback here (default: a temporary folder)")
+    c.add_argument("--timeout-scale", type=float, default=1.0, help="multiply every time limit")
+    c.add_argument("--sandbox", choices=["bwrap", "rlimits"], help="force a sandbox mode (default: best available)")
+    c.add_argument("--only", action="append", default=[], metavar="ITEM", help="run only this item's checks (repeatable)")
+    c.add_argument("--calibrate", action=argparse.BooleanOptionalAction, default=True,
+                   help="time limits from the reference solution's timings (default: on)")
+
     s = sub.add_parser("starter", help="regenerate starter/<assignment> from solutions/<assignment>")
     s.add_argument("--assignment", required=True)
 
@@ -42,15 +54,63 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "grade":
             return _grade(args)
+        if args.command == "check":
+            return _check(args)
         if args.command == "starter":
             a = spec.load(args.assignment)
-            for path in strip.build_starter(a.solution_dir, a.starter_dir):
+            for path in strip.starter_for(a):
                 print(f"wrote {path.relative_to(spec.ROOT)}")
             return 0
     except (ValueError, FileNotFoundError, strip.MarkerError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 1
+
+
+def _check(args: argparse.Namespace) -> int:
+    """The instructor's (or student's) local loop on one submission, through the batch's own path."""
+    import shutil
+    import tempfile
+    import zipfile
+
+    from . import student_check
+
+    assignment = spec.load(args.assignment)
+    path: Path = args.path
+    if not path.exists():
+        raise ValueError(f"{path} does not exist")
+    if args.student:
+        if path.suffix.lower() != ".zip":
+            raise ValueError("--student checks the zip you will hand in: give its path")
+        return student_check.report(student_check.check(path, student_check.settings_of(assignment),
+                                                        assignment.starter_dir / "tests"))
+    work = Path(tempfile.mkdtemp(prefix="grader-check-"))
+    try:
+        subs = work / "submission"
+        subs.mkdir()
+        if path.suffix.lower() == ".zip":
+            shutil.copyfile(path, subs / path.name)
+        else:
+            name = assignment.naming_example or f"{assignment.id}_check.zip"
+            files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+            with zipfile.ZipFile(subs / name, "w", zipfile.ZIP_DEFLATED) as zf:
+                for f in files:
+                    zf.write(f, f.name if path.is_file() else f.relative_to(path))
+        from .sandbox import Limits
+
+        out = args.out or work / "out"
+        opts = batch.Options(out=out, jobs=1, limits=Limits(cpu_seconds=max(10, int(Limits().cpu_seconds * args.timeout_scale))),
+                             mode=args.sandbox, timeout_scale=args.timeout_scale, threads=os.cpu_count() or 1,
+                             progress=False, force=True, only=frozenset(args.only), calibrate=args.calibrate)
+        records = batch.grade_folder(assignment, subs, opts, log=lambda m: print(m, file=sys.stderr))
+        print(gradebook.render(assignment, records))
+        for record in records:
+            print("\n" + (out / "feedback" / f"{record['student_id']}.md").read_text())
+        if args.out:
+            print(f"results and feedback kept in {out}")
+        return 0
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def _grade(args: argparse.Namespace) -> int:

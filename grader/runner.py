@@ -135,6 +135,11 @@ def _run_one(chk: Check, student: Student) -> Outcome:
                         "a library or file the code imports is not available to the grader")
         return done(exc.status, str(exc))
     except StudentError as exc:
+        if exc.error == "MissingName" and any(student.timed_out.values()):
+            cut = "; ".join(f"{m}: {', '.join(map(str, v[:5]))}" for m, v in student.timed_out.items() if v)
+            return done("timeout", f"a name the checks need is not defined, and top-level code ran past its time limit "
+                                   f"(cells or lines {cut}): {exc.message}"[:600],
+                        hint="look for endless loops or long runs at the top level of your file")
         if exc.error == "MissingName":
             return done("review", f"an entry point the checks need was not found: {exc.message}"[:600],
                         "the submission may use another name or layout than the starter's")

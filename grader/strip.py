@@ -13,6 +13,8 @@ and a placeholder line (the reference's written answer stays out).
 """
 from __future__ import annotations
 
+from typing import Any
+
 import json
 import re
 import shutil
@@ -93,7 +95,15 @@ def strip_notebook(text: str, filename: str = "<notebook>") -> str:
     return json.dumps(nb, indent=1, ensure_ascii=False, sort_keys=True) + "\n"
 
 
-def build_starter(solution_dir: Path, starter_dir: Path) -> list[Path]:
+def starter_for(assignment: Any, starter_dir: Path | None = None) -> list[Path]:
+    """The whole starter of an assignment: its files from the solution, plus check_submission.py."""
+    from .student_check import script
+
+    return build_starter(assignment.solution_dir, starter_dir or assignment.starter_dir,
+                         {"check_submission.py": script(assignment)})
+
+
+def build_starter(solution_dir: Path, starter_dir: Path, extra: dict[str, str] | None = None) -> list[Path]:
     """Write the starter for one assignment; return the files written."""
     if starter_dir.exists():
         shutil.rmtree(starter_dir)
@@ -116,4 +126,7 @@ def build_starter(solution_dir: Path, starter_dir: Path) -> list[Path]:
         else:
             shutil.copyfile(src, dst)
         written.append(dst)
+    for name, text in (extra or {}).items():
+        (starter_dir / name).write_text(text)
+        written.append(starter_dir / name)
     return written
