@@ -195,8 +195,12 @@ def report_text(path: str, max_chars: int, max_pages: int) -> dict[str, Any]:
     full = os.path.realpath(path)
     if not full.startswith(box + os.sep) or not os.path.isfile(full):
         raise ValueError(f"{path!r} is not a file of the submission")
-    from pypdf import PdfReader
-
+    saved = sys.path[:]  # the real pypdf, never a pypdf.py the submission ships: no student code runs here
+    sys.path[:] = [p for p in sys.path if os.path.realpath(p or ".") != box]
+    try:
+        from pypdf import PdfReader
+    finally:
+        sys.path[:] = saved
     reader = PdfReader(full)
     texts: list[str] = []
     size = 0

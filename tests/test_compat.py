@@ -312,13 +312,15 @@ def test_worker_reads_pdf_text_and_reports_adaptations(tmp_path):
 
 
 def test_a_broken_pdf_costs_only_its_own_text(tmp_path):
-    """Does a corrupt or text-less PDF become a note for the TA, while the other report is still read?"""
+    """Does a corrupt PDF become a note for the TA while the other report is still read, with the real pypdf
+    (not a pypdf.py in the submission)?"""
     from grader.sandbox import Sandbox, detect_mode
 
     box = tmp_path / "box"
     box.mkdir()
     (box / "broken.pdf").write_bytes(b"%PDF-1.4\n1 0 obj << /Type /Catalog >> garbage")
     _pdf(box / "report.pdf", ["Q3.1: No"])
+    (box / "pypdf.py").write_text("raise SystemExit('student code ran while the report was read')\n")
     box.chmod(0o777)
     for p in box.iterdir():
         p.chmod(0o644)
