@@ -182,11 +182,24 @@ class Worker:
         if op == "figures":
             return protocol.encode(describe_figures(close=True, images=bool(request.get("images"))))
         if op == "adaptations":  # what compat changed so the course's code could run here (for the feedback)
-            return protocol.encode(compat.adaptations())
+            return protocol.encode(compat.adaptations() + _notebook_lines_not_run(self._loaded_files.values()))
         if op == "report_text":  # a PDF report's text: parsed here, never in the grader's process
             return protocol.encode(report_text(str(request["path"]), int(request.get("max_chars", 200_000)),
                                                int(request.get("max_pages", 60))))
         raise ValueError(f"unknown op {op!r}")
+
+
+def _notebook_lines_not_run(modules: Any) -> list[str]:
+    """Notebooks' shell lines and magics that the grader did not run (`!pip install ...`), for the feedback."""
+    found: list[str] = []
+    try:
+        for module in modules:
+            shell = vars(module).get("get_ipython") if isinstance(module, notebook.NotebookModule) else None
+            lines = getattr(shell(), "ignored", []) if callable(shell) else []
+            found += [f"notebook line not run: {line}"[:200] for line in list(lines)[:50] if isinstance(line, str)]
+    except Exception:  # noqa: BLE001 - a notebook that replaced get_ipython just reports nothing here
+        pass
+    return list(dict.fromkeys(found))[:10]
 
 
 def report_text(path: str, max_chars: int, max_pages: int) -> dict[str, Any]:

@@ -329,6 +329,25 @@ def test_a_broken_pdf_costs_only_its_own_text(tmp_path):
     assert len(problems) == 1 and problems[0].startswith("broken.pdf: ")
 
 
+def test_notebook_lines_not_run_are_listed(tmp_path):
+    """Are a notebook's shell lines and magics, which the grader does not run, listed with the adaptations?"""
+    import json as _json
+
+    from grader.sandbox import Sandbox, detect_mode
+
+    box = tmp_path / "box"
+    box.mkdir()
+    cells = [{"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": 1, "source": src}
+             for src in ("!pip install loss-landscapes\n%matplotlib inline\nx = 1",)]
+    (box / "nb.ipynb").write_text(_json.dumps({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    box.chmod(0o777)
+    (box / "nb.ipynb").chmod(0o644)
+    with Sandbox(box, {"nb": "nb.ipynb"}, detect_mode()) as sb:
+        assert sb.request({"op": "get", "target": {"module": "nb", "path": "x"}}, 60) == 1
+        adapted = sb.request({"op": "adaptations"}, 10)
+    assert adapted == ["notebook line not run: !pip install loss-landscapes", "notebook line not run: %matplotlib inline"]
+
+
 # -- answers from a report's text (plain text handling, in the grader) --------------------------------
 ITEMS = spec.load("comp4423_a2").items
 
