@@ -11,6 +11,9 @@ from . import batch, gradebook, intake, spec, strip
 
 
 def main(argv: list[str] | None = None) -> int:
+    # torch makes a cache folder in TMPDIR when imported (the hidden checks build models here): keep it out
+    # of TMPDIR, where every sandbox box lives and leftovers are swept.
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(Path.home() / ".cache" / "cv-autograder" / "torchinductor"))
     parser = argparse.ArgumentParser(prog="python -m grader", description="Sandboxed autograder for CV/DL assignments.")
     sub = parser.add_subparsers(dest="command", required=True)
 
