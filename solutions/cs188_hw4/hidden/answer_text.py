@@ -45,35 +45,69 @@ def defined(student: Student, module: str, name: str) -> bool:
     return True
 
 
-def _subpart(text: str, index: int) -> str | None:
-    """The text of sub-part `index` (1-based) of a section: `(ii)`, `ii)`, `ii.`, `(b)` or `2)` markers."""
-    def marker(k: int) -> re.Pattern:
-        roman = ROMAN[k - 1] if k <= len(ROMAN) else "@"
-        letter = "abcdefgh"[k - 1] if k <= 8 else "@"
-        return re.compile(rf"(?im)(?:^|\n|\s)[-*>\s]*\(?(?:{roman}|{letter}|{k})\)[ \t]*|(?:^|\n)[-*\s]*(?:{roman}|{k})\.[ \t]+")
-    start = marker(index).search(text)
-    if not start:
-        return None
-    rest = text[start.end():]
-    end = marker(index + 1).search(rest)
-    return rest[: end.start()] if end else rest
+def _marker(k: int) -> re.Pattern:
+    roman = ROMAN[k - 1] if k <= len(ROMAN) else "@"
+    letter = "abcdefgh"[k - 1] if k <= 8 else "@"
+    return re.compile(rf"(?im)(?:^|\n|\s)[-*>\s]*\(?(?:{roman}|{letter}|{k})\)[ \t]*|(?:^|\n)[-*\s]*(?:{roman}|{k})\.[ \t]+")
 
 
-def find(student: Student, item: str) -> str | None:
-    """The student's text for `item`: its own answer, else the matching sub-part of its section."""
+def subparts(text: str, index: int) -> list[str]:
+    """Every stretch of a section marked as sub-part `index` (1-based: `(ii)`, `ii)`, `ii.`, `(b)`, `2)`),
+    last first: a report repeats the question's markers before its answers."""
+    found = []
+    for start in _marker(index).finditer(text):
+        rest = text[start.end():]
+        end = _marker(index + 1).search(rest)
+        found.append(rest[: end.start()] if end else rest)
+    return [f for f in reversed(found) if f.strip()]
+
+
+def candidates(student: Student, item: str) -> list[str]:
+    """The student's texts for `item`, most specific first: its own answer; else the stretches of its
+    section marked as its sub-part (answers after questions), then the whole section."""
     answers = student.answers or {}
     text = answers.get(item)
     if text and text.strip():
-        return text
+        return [text]
     parts = item.split(".")
     while len(parts) > 1:
         index = int(parts[-1]) if parts[-1].isdigit() else 0
         parts = parts[:-1]
-        section = answers.get(".".join(parts))
+        name = ".".join(parts)
+        section = answers.get(name) or report_section(answers.get("report") or "", name)
         if section and section.strip():
-            sub = _subpart(section, index) if index else None
-            return sub if sub and sub.strip() else section
-    return None
+            return (subparts(section, index) if index else []) + [section]
+    return []
+
+
+HEADING = re.compile(r"^\s*(?:problem|question|q)?\s*(\d+(?:\.\d+)+)\s+[A-Z(]", re.I)
+
+
+def report_section(report: str, name: str) -> str:
+    """The stretch of a report's text under the heading `name` (e.g. "1.2 Lambertian surface (3.0 points)")
+    up to the next numbered heading; the longest such stretch when the heading appears more than once
+    (a table of contents)."""
+    lines = report.splitlines()
+    best = ""
+    for n, line in enumerate(lines):
+        m = HEADING.match(line)
+        if not m or m.group(1) != name:
+            continue
+        body = []
+        for nxt in lines[n + 1:]:
+            h = HEADING.match(nxt)
+            if h and not h.group(1).startswith(name + "."):
+                break
+            body.append(nxt)
+        if len("\n".join(body)) > len(best):
+            best = "\n".join(body)
+    return best
+
+
+def find(student: Student, item: str) -> str | None:
+    """The student's most specific text for `item` (see candidates), or None."""
+    found = candidates(student, item)
+    return found[0] if found else None
 
 
 def clean(text: str) -> str:
@@ -104,21 +138,23 @@ def counts_next_to(text: str, nouns: str) -> list[int]:
 
 def stated_count(student: Student, item: str, nouns: str, what: str) -> int:
     """The count the text states for `item`, or NeedsReview when it states none or several."""
-    text = find(student, item)
-    if text is None:
-        raise NeedsReview(f"no answer to {item} ({what}) was found", evidence(text))
-    values = counts_next_to(text, nouns)
-    if not values:
-        bare = re.fullmatch(r"\s*(?:answer\s*:?\s*)?(\d+)\s*\.?\s*", clean(text), re.I)
-        if bare:
-            return int(bare.group(1))
-        raise NeedsReview(f"the answer to {item} ({what}) does not state the count in a form the grader reads",
-                          evidence(text))
-    best = max(set(values), key=lambda v: (values.count(v), -values[::-1].index(v)))
-    if 2 * values.count(best) <= len(values):
-        # several counts and none stated most of the time (a discussion): a TA reads it
-        raise NeedsReview(f"the answer to {item} ({what}) states several different counts", evidence(text))
-    return best
+    texts = candidates(student, item)
+    if not texts:
+        raise NeedsReview(f"no answer to {item} ({what}) was found", evidence(None))
+    for text in texts:  # the first stretch that states a count decides
+        values = counts_next_to(text, nouns)
+        if not values:
+            bare = re.fullmatch(r"\s*(?:answer\s*:?\s*)?(\d+)\s*\.?\s*", clean(text), re.I)
+            if bare:
+                return int(bare.group(1))
+            continue
+        best = max(set(values), key=lambda v: (values.count(v), -values[::-1].index(v)))
+        if 2 * values.count(best) <= len(values):
+            # several counts and none stated most of the time (a discussion): a TA reads it
+            raise NeedsReview(f"the answer to {item} ({what}) states several different counts", evidence(text))
+        return best
+    raise NeedsReview(f"the answer to {item} ({what}) does not state the count in a form the grader reads",
+                      evidence(texts[0]))
 
 
 def expect_number(got: object, expected: float, what: str, tol: float = 1e-9) -> None:

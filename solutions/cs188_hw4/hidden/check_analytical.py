@@ -235,13 +235,12 @@ def _pairs(written: str) -> list[tuple[int, int]]:
 @check("5.2.1", "output size with no padding and stride 1", module=MOD)
 def conv_shape(student: Student) -> None:
     if not _defines(student, "conv_output_shape"):
-        written = text.find(student, "5.2.1")
-        sizes = {b for a, b in _pairs(written or "") if a == b or a == 64}
-        if written and sizes == {62}:
-            return
-        if written and len(sizes) == 1:
-            raise CheckFailed("the written output size is not right", f"the text states {sizes.pop()}")
-        raise NeedsReview("the output size of 5.2(i) is not stated in a form the grader reads", text.evidence(written))
+        texts = text.candidates(student, "5.2.1")
+        for written in texts:  # a reading of the text passes a right size; anything else is for a TA
+            if {b for a, b in _pairs(written) if a == b or a == 64} == {62}:
+                return
+        raise NeedsReview("the output size of 5.2(i) is not stated in a form the grader reads",
+                          text.evidence(texts[0] if texts else None))
     got = student.get(MOD, "conv_output_shape")
     ok = isinstance(got, (list, tuple)) and all(isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)
                                                 for v in got)
@@ -255,18 +254,18 @@ def padding_stride(student: Student) -> None:
     if not _defines(student, "padding_stride"):
         import re
 
-        written = text.find(student, "5.2.2") or ""
-        plain = text.clean(written)
-        pad = re.findall(r"padding\s*(?:=|:|of|is|p\s*=)?\s*(\d+)|p\s*=\s*(\d+)", plain, re.I)
-        stride = re.findall(r"stride\s*(?:=|:|of|is|s\s*=)?\s*(\d+)|s\s*=\s*(\d+)", plain, re.I)
-        pads = {int(a or b) for a, b in pad}
-        strides = {int(a or b) for a, b in stride}
-        if len(pads) != 1 or len(strides) != 1:
-            raise NeedsReview("the padding and stride of 5.2(ii) are not stated in a form the grader reads",
-                              text.evidence(written or None))
-        got = (pads.pop(), strides.pop())
-    else:
-        got = student.get(MOD, "padding_stride")
+        texts = text.candidates(student, "5.2.2")
+        for written in texts:  # a reading of the text passes a right pair; anything else is for a TA
+            plain = text.clean(written)
+            pads = {int(a or b) for a, b in re.findall(r"padding\s*(?:=|:|of|is)?\s*(\d+)|\bp\s*=\s*(\d+)", plain, re.I)}
+            strides = {int(a or b) for a, b in re.findall(r"stride\s*(?:=|:|of|is)?\s*(\d+)|\bs\s*=\s*(\d+)", plain, re.I)}
+            if len(pads) == 1 and len(strides) == 1:
+                p, s = pads.pop(), strides.pop()
+                if s >= 1 and (64 + 2 * p - 3) // s + 1 == 32:
+                    return
+        raise NeedsReview("the padding and stride of 5.2(ii) are not stated in a form the grader reads as right",
+                          text.evidence(texts[0] if texts else None))
+    got = student.get(MOD, "padding_stride")
     if not (isinstance(got, (list, tuple)) and len(got) == 2 and all(isinstance(v, int) and not isinstance(v, bool) for v in got)):
         raise CheckFailed("padding_stride should be a pair of integers (padding, stride)", f"got {got!r}")
     p, s = got
