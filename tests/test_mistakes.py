@@ -135,6 +135,9 @@ RS_MISTAKES = [
             {"4.1": loses("afresh", "uniform inside each bin")}),
     Variant("seeded-inside-function", RS, sub(JIT, f"np.random.seed(0)\n    {JIT}"), {"4.1": loses("afresh")}),
     Variant("tiny-nerf-scheme", RS, sub(STRAT, RS_TINY_NERF), {"4.1": loses("inside its own bin")}),
+    # issue 12: NaN samples of the right shape (NaN compares False, so only reading them rejects them); the
+    # figure's uniform row is still right (3 of 8), its NaN row is not drawn
+    Variant("nan-samples", RS, sub(SUM, "t_samples = midpoints + jitter * np.nan"), {"4.1": scores(0), "4.2": scores(3)}),
     Variant("starter-visualize-call", RS, sub(VIS_CALL, "_, uniform_samples = uniform_sampling(near, far, num_samples)"),
             {"4.1": FULL, "4.2": scores(0)}),
 ]
