@@ -637,7 +637,9 @@ def improved_vs_baseline(student: Student) -> None:
     _save_renders(student, base, imp)
     if "render" in base and "render" in imp and np.array_equal(base["render"], imp["render"]):
         raise CheckFailed("the improved version gives exactly the baseline's result", "the change has no effect")
-    if not imp["psnr"] >= max(base["psnr"] - TOLERANCE_DB, _floor() - TOLERANCE_DB):
+    if not imp["psnr"] >= _floor() - TOLERANCE_DB:
+        raise CheckFailed("the improved version's held-out PSNR is below the floor", _fmt(imp))
+    if not imp["psnr"] >= base["psnr"] - TOLERANCE_DB:
         raise CheckFailed("the improved version is worse than the baseline on the held-out views",
                           f"baseline {base['psnr']:.2f} dB, improved {imp['psnr']:.2f} dB, same seed ({base.get('seed')}) and {ITERS} steps",
                           "the held-out PSNR is what counts, not the PSNR against a training image")
