@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "starter":
             a = spec.load(args.assignment)
             for path in strip.starter_for(a):
-                print(f"wrote {path.relative_to(spec.ROOT)}")
+                print(f"wrote {path.relative_to(spec.ROOT) if path.is_relative_to(spec.ROOT) else path}")
             return 0
     except (ValueError, FileNotFoundError, strip.MarkerError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -132,7 +132,7 @@ def load(assignment_id: str) -> Assignment:
             deadline=datetime.fromisoformat(deadline) if deadline else None,
             penalty_per_day=float(late.get("penalty_per_day", 0.0)), max_days=int(late.get("max_days", 0)),
         ),
-        items=items, solution_dir=path.parent, starter_dir=STARTERS / a["id"] if not external else path.parent / "starter",
+        items=items, solution_dir=path.parent, starter_dir=STARTERS / a["id"] if not external else path.parent.with_name(f"{a['id']}_starter"),
         data_dir=(path.parent / a["data"]).resolve() if external and a.get("data") else None,
         limits=_time_limits(raw.get("limits", {}), path),
         preload=_preload(a.get("preload"), path),
