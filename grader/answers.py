@@ -151,8 +151,11 @@ TASK_HEADING = re.compile(r"^\s*task\W{0,3}(?P<num>\d+)(?!\.\d)\b", re.I)
 PART_HEADING = re.compile(r"^\s*part\s*\d+\s*[:.]", re.I)
 MARKS = re.compile(r"\(\s*(?P<marks>\d+(?:\.\d+)?)\s*(?:marks?|pts?|points?)\s*\)", re.I)
 NUMBERED = re.compile(r"^\s*(?:\d{1,2}|[a-h]|[ivx]{1,4})\s*[.)]\s+", re.I)
-PAGE_NUMBER = re.compile(r"(?:\s|\.{2,})\d{1,3}\s*$")  # a table of contents' page number
+PAGE_NUMBER = re.compile(r"(?:\t|\s{2,}|\.{2,})\d{1,3}\s*$")  # a table of contents' page number
 CONTENTS = re.compile(r"^\s*(?:table\s+of\s+)?contents\s*$", re.I)
+PARENT = re.compile(r"^\s*(?:(?:problem|question|task)\s*)?(?P<id>\d+(?:\.\d+)+)(?:\s|$)", re.I)  # "1.2 Lambertian ..."
+SUB_PART = re.compile(r"^\s*(?:\((?P<roman>[ivx]{1,4})\)|q(?P<q>\d{1,2})\b)(?P<rest>.*)$", re.I)  # "(ii) ...", "Q3 ..."
+ROMAN = {"i": 1, "ii": 2, "iii": 3, "iv": 4, "v": 5, "vi": 6, "vii": 7, "viii": 8, "ix": 9, "x": 10}
 
 
 def read_reports(sandbox, paths: list[str], timeout: float = 30.0) -> tuple[dict[str, str], list[str]]:
@@ -200,9 +203,10 @@ def _task_number(item) -> str:
 def _heading_rest(rest: str, title: str) -> str:
     """What follows an item's id on its heading line, minus the title and marks: often the answer itself."""
     rest = MARKS.sub("", PAGE_NUMBER.sub("", rest)).lstrip(" \t.:)]-\u2013\u2014").rstrip()
-    if ":" in rest:  # "Yes/No: No", "Answer: No"
-        return rest.split(":", 1)[1].strip()
     title_words = _words(title)
+    before, colon, after = rest.partition(":")
+    if colon and _words(before) <= title_words | {"answer", "ans", "my"}:  # "Yes/No: No", "Answer: No"
+        return after.strip()
     return "" if title_words and title_words <= _words(rest) else rest
 
 
@@ -245,11 +249,24 @@ def from_report(text: str, items) -> dict[str, str]:
     by_id = {it.id: it for it in items}
     lines = _without_contents(text.splitlines())
 
+    parent: list[str] = [""]  # the last "1.2"-style heading, for sub-parts "(ii)" / "Q2" (item 1.2.2)
+
     def by_heading(line: str):
+        top = PARENT.match(line)
+        if top is not None and any(i == top["id"] or i.startswith(top["id"] + ".") for i in by_id):
+            parent[0] = top["id"]
+        else:
+            top = None  # "0.5 of the pixels ...": a number, not a heading
         match = ID_HEADING.match(line)
         if match and match["item"] in by_id:
             return match["item"], _heading_rest(match["rest"], by_id[match["item"]].title)
-        if TASK_HEADING.match(line) or PART_HEADING.match(line):
+        sub = SUB_PART.match(line)
+        if sub and parent[0]:
+            n = ROMAN.get(sub["roman"].lower()) if sub["roman"] else int(sub["q"])
+            item = f"{parent[0]}.{n}"
+            if item in by_id:
+                return item, _heading_rest(sub["rest"], by_id[item].title)
+        if TASK_HEADING.match(line) or PART_HEADING.match(line) or top is not None:
             return "", ""
         return None
 

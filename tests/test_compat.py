@@ -397,6 +397,17 @@ def test_report_sections_headed_by_item_ids(text, item, expected):
     assert answers.from_report(text, ITEMS)[item] == expected
 
 
+def test_report_sub_parts_under_a_numbered_heading():
+    """Do '(ii)' and 'Q2' lines under a '1.2 ...' heading answer items 1.2.2 and 4.2.2 (CS188's report layout),
+    while a line that merely starts with a number stays part of the answer?"""
+    items = spec.load("cs188_hw4").items
+    text = ("1.2 Lambertian surface (3.0 points)\n(i) I = rho (l . N)\n(ii) Three unknowns: rho and two of N.\n"
+            "0.5 of them are fixed by the unit norm.\n(iii) 3\n4.2 Classifier Architecture\nQ2 Padding keeps the size.\n")
+    got = answers.from_report(text, items)
+    assert got["1.2.1"] == "I = rho (l . N)" and got["1.2.3"] == "3" and got["4.2.2"] == "Padding keeps the size."
+    assert got["1.2.2"] == "Three unknowns: rho and two of N.\n0.5 of them are fixed by the unit norm."
+
+
 def test_report_answers_fill_only_unanswered_items():
     """Do answers.md answers win, and do written items without a section get the report's text?"""
     merged = answers.merge_reports({"3.1": "Answer: Yes"}, {"r.pdf": "3.1 No\n3.2 Explain why\none scene\n"}, ITEMS)
