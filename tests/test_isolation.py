@@ -99,6 +99,22 @@ def test_a_worker_cannot_change_what_the_next_one_inherits(slot: Slot) -> None:
 
 
 @needs_bwrap
+def test_honest_submissions_never_restart_the_fork_server() -> None:
+    """The checks cost nothing to an honest job: torch, numpy and matplotlib work leave the fork server as it was."""
+    s = Slot()  # the default preload list (torch and all)
+    try:
+        s.start()
+        work = ("import numpy as np, torch, matplotlib.pyplot as plt\n"
+                "def f():\n    torch.set_num_threads(1)\n    plt.plot(np.arange(3)); plt.savefig('/tmp/x.png')\n"
+                "    return float(torch.ones(64, 64).matmul(torch.ones(64, 64)).sum())\n")
+        for _ in range(3):
+            assert _run(s, work, "f") == 64.0 ** 3
+        assert s.starts == 1 and s.tampered == []
+    finally:
+        s.close()
+
+
+@needs_bwrap
 def test_a_worker_lowering_its_parent_mid_submission_does_not_reach_its_next_worker(slot: Slot) -> None:
     """A restart inside one submission (timeout, crash, fresh_worker) forks from a verified fork server too."""
     sb = _submit(slot, LOWERS_ITS_PARENT + INHERITED)
