@@ -62,7 +62,7 @@ def cases(ctx: Context) -> list[Case]:
         Case("74000001a", "one stratified sample in eight is NaN",
              with_files(Raysampling_py=SOME_NAN + "\n\n" + _given_tail()),
              marks=zero("Raysampling.py", **{"4_2": 3.0}), reason="NaN"),
-    ]
+    ] + more_cases(ctx)
 
 
 def _given_tail() -> str:
@@ -73,3 +73,31 @@ def _given_tail() -> str:
 
 ''', "")
     return text.replace("import numpy as np\n\n\n", "", 1)
+
+
+# Task 5: NaN everywhere, of the right shapes: the figure's three panels of num_samples points were
+# counted as the right layout although nothing is drawn.
+NAN_RENDERING = '''import numpy as np
+
+
+def volume_rendering(rgb, sigma, t_vals):
+    nan = np.full(np.shape(sigma), np.nan)
+    return np.full(np.shape(sigma)[:-1] + (3,), np.nan), nan, nan, nan
+
+
+def visualize_volume_rendering(num_samples=50):
+    import matplotlib.pyplot as plt
+
+    t = np.linspace(0.0, 1.0, num_samples)
+    _, w, a, tr = volume_rendering(np.ones((num_samples, 3)), np.linspace(0.0, 5.0, num_samples), t)
+    fig, axes = plt.subplots(1, 3)
+    for ax, y, name in zip(axes, (a, tr, w), ("opacity", "transmittance", "weights")):
+        ax.plot(t, y)
+        ax.set_title(name)
+    return fig
+'''
+
+
+def more_cases(ctx: Context) -> list[Case]:
+    return [Case("74000002a", "volume rendering all NaN, right shapes", with_files(vr_py=NAN_RENDERING),
+                 marks=zero("volume_rendering.py"), reason="NaN")]

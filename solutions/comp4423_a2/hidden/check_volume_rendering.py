@@ -199,6 +199,9 @@ def vr_figure_layout(student: Student) -> None:
     for n in (50, 20):
         axes = [ax for fig in _vr_figure(student, n) for ax in fig["axes"] if ax["lines"]]
         lengths = [[len(ln["y"]) for ln in ax["lines"]] for ax in axes]
+        if any(not np.all(np.isfinite(np.asarray(ln["y"], float))) for ax in axes for ln in ax["lines"]):
+            raise CheckFailed("a curve of the figure holds NaN or inf", "a curve with NaN values draws nothing there",
+                              "the plots come from your volume_rendering: fix Task 5.1 first")
         if len(axes) != 3 or any(ls != [n] for ls in lengths):
             raise CheckFailed(f"expected 3 panels with one curve of {n} points each (num_samples={n})",
                               f"got {len(axes)} panel(s) with curve lengths {lengths}")
