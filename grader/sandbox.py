@@ -419,7 +419,8 @@ class Sandbox:
             "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
             "--symlink", "usr/bin", "/bin", "--symlink", "usr/sbin", "/sbin",
             "--proc", "/proc", "--dev", "/dev",
-            "--ro-bind", "/dev/null", "/proc/keys",  # the host user's keyrings, by serial number
+            # the host user's keyrings, by serial number
+            *(["--ro-bind", "/dev/null", "/proc/keys"] if os.path.exists("/proc/keys") else []),
             # the sandbox's POSIX message queues (its own IPC namespace), visible so the fork server can empty them
             "--mqueue", "/dev/mqueue",
             "--ro-bind", str(GRADER_DIR), CODE_MOUNT,
