@@ -168,7 +168,7 @@ def test_starter_is_in_sync_with_solution(tmp_path):
     """Does the committed starter/cs188_hw4 equal what `python -m grader starter` generates today?"""
     a = spec.load(A)
     fresh = tmp_path / "starter"
-    strip.build_starter(a.solution_dir, fresh)
+    strip.starter_for(a, fresh)  # the solution's files plus check_submission.py, as the CLI writes them
     committed = {p.relative_to(STARTER): p.read_bytes() for p in STARTER.rglob("*") if p.is_file() and "__pycache__" not in p.parts}
     generated = {p.relative_to(fresh): p.read_bytes() for p in fresh.rglob("*") if p.is_file()}
     assert committed == generated, "starter/cs188_hw4 is stale: run `python -m grader starter --assignment cs188_hw4`"
