@@ -49,7 +49,7 @@ def _hint(alpha: np.ndarray, trans: np.ndarray, weights: np.ndarray, sigma: np.n
         if np.allclose(alpha[s], np.exp(-sigma[s] * delta), atol=1e-9):
             return "that is the transparency of the interval; opacity is the light it absorbs"
     if trans.shape == t_ref.shape and not np.allclose(trans[..., 0], 1.0):
-        return "the first sample must receive all the light: transmittance counts only the samples before a sample"
+        return "T_0 must be 1: the first sample receives all the light; transmittance counts only the samples in front of a sample"
     if trans.shape == t_ref.shape and np.allclose(trans, np.exp(-np.cumsum(sigma, -1)), atol=1e-9):
         return "the optical depth must account for the spacing between samples, not the density alone"
     if weights.shape == w_ref.shape and trans.shape == weights.shape:
