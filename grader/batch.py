@@ -28,7 +28,7 @@ from . import answers as answers_mod
 from . import calibration
 from .calibration import Calibration
 from . import gradebook, intake, manual, report
-from .checks import Check, load_checks
+from .checks import Check, load_checks, source_file
 from .forkserver import ForkedSandbox, Slot, self_test
 from .runner import Outcome, run_checks
 from .sandbox import Limits, SandboxUnavailable, detect_mode, scratch_dir, sweep_leftovers
@@ -107,7 +107,7 @@ def _items_by_file(hidden: list[Path]) -> dict[str, set[str]] | None:
             for dec in node.decorator_list:
                 func = dec.func if isinstance(dec, ast.Call) else None
                 name = getattr(func, "id", None) or getattr(func, "attr", None)
-                if name != "check":
+                if name not in ("check", "item"):  # @check(...) or @pytest.mark.item(...)
                     continue
                 arg = dec.args[0] if dec.args else next((k.value for k in dec.keywords if k.arg == "item"), None)
                 if not (isinstance(arg, ast.Constant) and isinstance(arg.value, str)):
@@ -129,7 +129,7 @@ def build_context(assignment: Assignment, mode: str) -> Context:
     by_item: dict[str, set[str]] = {}
     if by_file is None:
         for chk in ctx.checks:
-            by_item.setdefault(chk.item, set()).add(Path(chk.fn.__code__.co_filename).name)
+            by_item.setdefault(chk.item, set()).add(Path(source_file(chk)).name)
     else:
         shared = {name for name, items in by_file.items() if not items}  # helper modules count for every item
         for name, items in by_file.items():

@@ -55,16 +55,90 @@ def check(item: str, name: str, weight: float = 1.0, timeout: float = 30.0, modu
 
 
 def load_checks(hidden_dir: Path) -> list[Check]:
-    """Import the instructor's hidden test modules (trusted code) and collect their checks in order."""
+    """Import the instructor's hidden test modules (trusted code) and collect their checks in order.
+
+    Two idioms, freely mixed: functions decorated with @check(...), and pytest tests (`test_*` functions
+    taking `student`, marked `@pytest.mark.item("1.1", weight=2, timeout=30, module="m")`, optionally
+    `@pytest.mark.parametrize(...)`). Plain asserts are rewritten as pytest does, so a failing one says
+    what the values were."""
     found: list[Check] = []
     for path in sorted(hidden_dir.glob("check_*.py")):
-        spec = importlib.util.spec_from_file_location(f"_hidden_{hidden_dir.parent.name}_{path.stem}", path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        for value in vars(module).values():
+        module = _import_rewritten(path, f"_hidden_{hidden_dir.parent.name}_{path.stem}")
+        for name, value in list(vars(module).items()):
             if callable(value) and hasattr(value, "__check__"):
                 found.append(value.__check__)
+            elif callable(value) and name.startswith("test") and _item_mark(value) is not None:
+                found += _pytest_checks(value)
     return found
+
+
+def _import_rewritten(path: Path, name: str) -> Any:
+    import ast
+    import sys
+    import types
+
+    source = path.read_bytes()
+    tree = ast.parse(source, str(path))
+    try:
+        from _pytest.assertion.rewrite import rewrite_asserts
+
+        rewrite_asserts(tree, source, str(path))
+    except ImportError:  # pytest missing: plain asserts still work, with pytest's messages
+        pass
+    module = types.ModuleType(name)
+    module.__file__ = str(path)
+    sys.modules[name] = module
+    exec(compile(tree, str(path), "exec"), module.__dict__)  # noqa: S102 - the instructor's trusted code
+    return module
+
+
+def _marks(fn: Any) -> list:
+    return list(getattr(fn, "pytestmark", []))
+
+
+def _item_mark(fn: Any) -> Any:
+    return next((m for m in _marks(fn) if m.name == "item"), None)
+
+
+def _pytest_checks(fn: Callable) -> list[Check]:
+    """Checks from one pytest-idiom test: one per parameter set of its parametrize marks."""
+    import functools
+
+    mark = _item_mark(fn)
+    item = str(mark.args[0]) if mark.args else str(mark.kwargs["id"])
+    opts = {k: mark.kwargs[k] for k in ("weight", "timeout", "module", "budget") if k in mark.kwargs}
+    title = (fn.__doc__ or "").strip().splitlines()[0].strip() if fn.__doc__ else fn.__name__.removeprefix("test_").replace("_", " ")
+    cases: list[tuple[str, dict[str, Any]]] = [("", {})]
+    for par in (m for m in reversed(_marks(fn)) if m.name == "parametrize"):
+        names = [n.strip() for n in (par.args[0].split(",") if isinstance(par.args[0], str) else par.args[0])]
+        values = list(par.args[1])
+        ids = par.kwargs.get("ids")
+        expanded = []
+        for label, bound in cases:
+            for n, value in enumerate(values):
+                row = value if len(names) > 1 else (value,)
+                case_id = str(ids[n]) if ids is not None else "-".join(map(str, row))[:40]
+                expanded.append((f"{label}-{case_id}" if label else case_id, {**bound, **dict(zip(names, row))}))
+        cases = expanded
+    checks = []
+    for label, bound in cases:
+        checks.append(Check(item, f"{title} [{label}]" if label else title, float(opts.get("weight", 1.0)),
+                            _bind(fn, bound), float(opts.get("timeout", 30.0)),
+                            str(opts.get("module", "")), float(opts.get("budget", 0.0))))
+    return checks
+
+
+def _bind(fn: Callable, bound: dict[str, Any]) -> Callable[["Student"], None]:
+    def run(student: "Student") -> None:
+        fn(student=student, **bound)
+
+    run.__wrapped__ = fn  # type: ignore[attr-defined]  # where the check's source is (feedback, item keys)
+    return run
+
+
+def source_file(chk: Check) -> str:
+    """The hidden test file that defines a check."""
+    return getattr(chk.fn, "__wrapped__", chk.fn).__code__.co_filename
 
 
 class NeedsReview(Exception):

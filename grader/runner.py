@@ -152,7 +152,10 @@ def _run_one(chk: Check, student: Student) -> Outcome:
         return done(exc.status, f"{exc.status}: {exc}", hint="look for infinite loops, huge allocations or exit calls")
     except AssertionError as exc:  # a plain assert in the check: the check's verdict, not a value it could not read
         frame = _check_frame(exc, chk)
-        return done("failed", f"{chk.name}: {exc}" if str(exc) else f"{chk.name} does not hold", frame)
+        # pytest's rewritten message: its first line compares the values; the "where" lines below it
+        # would spell out the hidden inputs, so they stay out of the student's feedback.
+        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+        return done("failed", f"{chk.name}: {first}" if first else f"{chk.name} does not hold", frame)
     except Exception as exc:  # noqa: BLE001 - a check tripping over an odd value fails that check, not the batch
         return done("failed", f"the value your code returned could not be checked ({type(exc).__name__}: {exc})"[:600],
                     hint="return exactly the types and shapes the docstring asks for")
@@ -167,7 +170,9 @@ def _check_frame(exc: BaseException, chk: Check) -> str:
     """The failing line of the check's own source (a plain assert), for the TA; never the hidden inputs."""
     import traceback
 
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == chk.fn.__code__.co_filename]
+    from .checks import source_file
+
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == source_file(chk)]
     return f"assertion at line {frames[-1].lineno} of the hidden check" if frames else ""
 
 
