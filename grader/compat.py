@@ -259,6 +259,10 @@ def _chdir(path: Any) -> None:
 
 def _wrap_files() -> None:
     builtins.open = io.open = _open  # type: ignore[assignment]
+    datasource = sys.modules.get("numpy.lib._datasource")  # np.loadtxt's opener, bound to open when numpy loaded
+    openers = getattr(getattr(datasource, "_file_openers", None), "_file_openers", None)
+    if isinstance(openers, dict) and openers.get(None) is _orig["open"]:
+        openers[None] = _open
     for name in ("stat", "lstat", "listdir", "scandir"):
         setattr(os, name, _retry_on_missing(name))
     os.mkdir, os.chdir = _mkdir, _chdir  # os.makedirs calls os.mkdir

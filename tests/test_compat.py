@@ -262,13 +262,15 @@ def test_install_is_cheap_and_lazy(tmp_path):
 
 
 def test_install_patches_what_is_already_imported(tmp_path):
-    """In a forked worker torch is imported before install(): is it patched at once?"""
+    """In a forked worker numpy and torch are imported before install(): are they patched at once
+    (np.loadtxt keeps its own reference to open)?"""
     got = run("""
-        import torch
+        import numpy as np, torch
         compat.install()
-        result = str(torch.ones(1).cuda().device)
+        L = np.loadtxt('/content/drive/MyDrive/CS188/PSET4/pmsData/bearPNG/light_directions.txt')
+        result = [str(torch.ones(1).cuda().device), list(L.shape)]
     """, tmp_path, install=False)
-    assert got["out"] == "cpu" and any(".cuda()" in a for a in got["adapted"])
+    assert got["out"][0] == "cpu" and got["out"][1][1] == 3 and any(".cuda()" in a for a in got["adapted"])
 
 
 # -- the worker's ops, in the real sandbox ----------------------------------------------------------
