@@ -260,7 +260,8 @@ class ForkedSandbox(Sandbox):
         self.proc = _Pipes(os.fdopen(w_in, "wb"), os.fdopen(r_out, "rb"), os.fdopen(r_err, "rb"),
                            self.slot.proc.pid if self.slot.proc else 0)
         os.set_blocking(r_out, False)
-        threading.Thread(target=self._drain_stderr, daemon=True).start()
+        self._drain = threading.Thread(target=self._drain_stderr, daemon=True)
+        self._drain.start()
         self._read_reply(0, self.limits.start_timeout)
 
     def _crashed(self, what: str) -> None:

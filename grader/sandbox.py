@@ -492,7 +492,8 @@ class Sandbox:
             close_fds=True,
         )
         os.set_blocking(self.proc.stdout.fileno(), False)
-        threading.Thread(target=self._drain_stderr, daemon=True).start()
+        self._drain = threading.Thread(target=self._drain_stderr, daemon=True)
+        self._drain.start()
         self._read_reply(0, self.limits.start_timeout)
 
     def _drain_stderr(self) -> None:
@@ -643,6 +644,9 @@ class Sandbox:
                 code = self.proc.returncode
             except subprocess.TimeoutExpired:
                 pass
+        drain = getattr(self, "_drain", None)
+        if drain is not None:  # the process ended: let the reader take its last words before quoting them
+            drain.join(timeout=0.5)
         tail = self.stderr_tail.strip().splitlines()[-3:]
         self.close()
         if code is not None and code > 128 and self.mode == "bwrap":
