@@ -74,6 +74,8 @@ def run_checks(checks: list[Check], box: Path, module_files: dict[str, str], mod
                     sandbox = None
                     continue
             request_limit, reference = cal.request_limit(chk.item, chk.name, float("inf"))
+            if reference is not None:  # --timeout-scale scales the reference's share, never the floor
+                request_limit = max(REQUEST_FLOOR / timeout_scale, FACTOR * reference)
             student = Student(sandbox, timeout=min(chk.timeout, request_limit) * timeout_scale,
                               import_timeout=import_seconds * timeout_scale, import_limits=import_limits,
                               cell_timeout=cell_seconds * timeout_scale, cap=request_limit * timeout_scale,

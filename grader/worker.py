@@ -63,9 +63,14 @@ class Worker:
             return module
         with open(path, "rb") as fh:
             source = fh.read()
-        tree = ast.parse(source, path)
-        flags = 0
         ns = module.__dict__
+        try:
+            tree = ast.parse(source, path)
+        except SyntaxError:  # a script exported from Colab keeps `!pip install ...` and `%matplotlib` lines
+            tree = ast.parse(notebook.to_python(source.decode("utf-8", "replace")), path)
+            shell = notebook.FakeIPython(ns)
+            ns.setdefault("get_ipython", lambda: shell)
+        flags = 0
         timed_out, at = [], []
         for stmt in tree.body:
             if isinstance(stmt, ast.ImportFrom) and stmt.module == "__future__":

@@ -218,3 +218,12 @@ def test_a_crash_before_a_definition_is_scored_but_an_unknown_name_is_reviewed(t
     assert not isinstance(crashed.value, notebook.MissingName)
     with pytest.raises(notebook.MissingName):
         mod.g
+
+
+def test_a_colab_exported_script_with_shell_and_magic_lines_loads(tmp_path):
+    """Does a .py exported from Colab, with `!pip install` and `%matplotlib inline` lines, import?"""
+    src = tmp_path / "colab.py"
+    src.write_text("!pip install opencv-python\n%matplotlib inline\nimport math\n\ndef f():\n    return math.pi\n")
+    w = worker_mod.Worker({"colab_mod": str(src)})
+    mod = w.load("colab_mod", {"cell": 5, "total": 10})
+    assert abs(mod.f() - 3.14159) < 1e-4
