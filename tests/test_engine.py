@@ -94,16 +94,18 @@ def test_strip_turns_gap_into_loud_stub():
 
 
 # -- fixtures ---------------------------------------------------------------------------------------
-def test_fixtures_are_fresh(tmp_path):
-    """Does regenerating the fixtures from the reference reproduce the committed files byte for byte?"""
+@pytest.mark.parametrize("assignment_id", spec.available())
+def test_fixtures_are_fresh(tmp_path, assignment_id):
+    """Does regenerating an assignment's fixtures (fixtures/make_<id>.py: generate(out) -> {file: sha256})
+    reproduce its committed manifest and files byte for byte?"""
     import importlib.util
 
-    gen = importlib.util.spec_from_file_location("make_a2", ROOT / "fixtures" / "make_comp4423_a2.py")
+    gen = importlib.util.spec_from_file_location(f"make_{assignment_id}", ROOT / "fixtures" / f"make_{assignment_id}.py")
     module = importlib.util.module_from_spec(gen)
     gen.loader.exec_module(module)
     fresh = module.generate(tmp_path)
-    manifest = json.loads((ROOT / "fixtures" / "manifest_comp4423_a2.json").read_text())
-    assert fresh == manifest["files"], "fixtures are stale: run `make fixtures`"
+    manifest = json.loads((ROOT / "fixtures" / f"manifest_{assignment_id}.json").read_text())
+    assert fresh == manifest["files"], f"fixtures are stale: run `make fixtures ASSIGNMENT={assignment_id}`"
     import hashlib
 
     for rel, digest in manifest["files"].items():
