@@ -369,7 +369,7 @@ SUBMISSIONS = {
     # that cell fails; a TA gives 0 for 4.2 and full marks for the rest.
     "70000004d": dict(name="TANG_Siu_Ming", report=BREAKDOWN_REPORT, yes_no="No.", ta=dict(FULL, **{"4.2": 0}),
                       code=dict(vis_rays='''    _, uniform_samples = uniform_sampling(near, far, num_samples)'''),
-                      gap="one top-level statement that raises fails the whole single-file script's import"),
+                      ),
     # The 3.1 answer is in the report's prose, under no heading the reader recognises.
     "80000005d": dict(name="YIP_Ka_Yan", report="""
         COMP4423 Assignment 2, {name}, {sid}

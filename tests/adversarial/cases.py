@@ -268,8 +268,10 @@ def volume_rendering(rgb, sigma, t_vals):
     exit_call = ref("volume_rendering.py").replace('    """Plot opacity, transmittance and weights along one synthetic ray (three stacked panels)."""', "    import os\n    os._exit(0)", 1)
     add(Case("70000010a", "os._exit(0) inside a call (the figure function)", with_files(volume_rendering_py=exit_call), status="crashed",
              marks=zero("volume_rendering.py", **{"5_1": 12.0}), reason="exit code 0|worker exited"))
+    # Like a notebook cell, a failing top-level statement is recorded and the rest of the file still loads:
+    # the functions after it are the student's own correct work (issue 11), so they keep their marks.
     add(Case("70000011a", "sys.exit(0) at import", with_files(Raysampling_py="import sys\nsys.exit(0)\n" + ref("Raysampling.py")),
-             marks=zero("Raysampling.py"), reason="SystemExit"))
+             marks=dict(FULL)))
     sys_exit_call = ref("volume_rendering.py").replace("    t_vals = np.broadcast_to(t_vals, sigma.shape)", "    import sys\n    sys.exit(0)", 1)
     add(Case("70000012a", "sys.exit(0) inside a call", with_files(volume_rendering_py=sys_exit_call),
              marks=zero("volume_rendering.py"), reason="SystemExit"))
