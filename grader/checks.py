@@ -72,6 +72,16 @@ def load_checks(hidden_dir: Path) -> list[Check]:
     return found
 
 
+def helper_module(beside: str, name: str) -> Any:
+    """A helper module that sits beside a hidden check file (hidden/ is not a package): imported once,
+    with asserts rewritten like the checks, and shared by every check file that asks for it."""
+    import sys
+
+    path = Path(beside).with_name(f"{name}.py")
+    key = f"_hidden_helper_{path.parent.parent.name}_{name}"
+    return sys.modules.get(key) or _import_rewritten(path, key)
+
+
 def _import_rewritten(path: Path, name: str) -> Any:
     import ast
     import sys

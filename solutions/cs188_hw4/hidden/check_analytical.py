@@ -15,24 +15,15 @@ inputs below include lights on both sides of the surface.
 """
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 
-from grader.checks import CheckFailed, NeedsReview, Student, as_array, check, expect_close
+from grader.checks import CheckFailed, NeedsReview, Student, as_array, check, expect_close, helper_module
 
 MOD = "PSET4_Analytical"
 
 
-def _helpers():
-    spec = importlib.util.spec_from_file_location("_cs188_answer_text", Path(__file__).with_name("answer_text.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-text = _helpers()
+text = helper_module(__file__, "answer_text")
 
 
 def _defines(student: Student, name: str) -> bool:

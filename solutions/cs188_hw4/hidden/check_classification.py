@@ -20,16 +20,14 @@ printed accuracy, answers only in words the grader cannot read) goes to a TA wit
 """
 from __future__ import annotations
 
-import importlib.util
 import pickle
 import re
 import time
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 
-from grader.checks import CheckFailed, NeedsReview, Student, Tensor, as_array, check, expect_close, expect_shape
+from grader.checks import CheckFailed, NeedsReview, Student, Tensor, as_array, check, expect_close, expect_shape, helper_module
 from grader.protocol import Handle
 from grader.sandbox import StudentError
 from grader.spec import FIXTURES
@@ -39,14 +37,7 @@ CIFAR = FIXTURES / "data" / "cs188_hw4" / "public" / "cifar-10-batches-py"
 HANDOUT = (5, 400)  # (kernel size, fc1 inputs) of the handout's Net; (3, 576) once edited for 3x3 kernels
 
 
-def _helpers():
-    spec = importlib.util.spec_from_file_location("_cs188_answer_text", Path(__file__).with_name("answer_text.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-text = _helpers()
+text = helper_module(__file__, "answer_text")
 
 
 def _torch():
