@@ -247,7 +247,8 @@ def from_report(text: str, items) -> dict[str, str]:
     task 3 worth 4 marks, in the rubric's order). A section that holds no text (a table of contents) is
     skipped; the first one with text counts."""
     by_id = {it.id: it for it in items}
-    lines = _without_contents(text.splitlines())
+    # A report written in Markdown and exported as is keeps its "## 1.1" heading marks: read them as headings.
+    lines = _without_contents([re.sub(r"^(\s*)#{1,6}\s+", r"\1", ln) for ln in text.splitlines()])
 
     parent: list[str] = [""]  # the last "1.2"-style heading, for sub-parts "(ii)" / "Q2" (item 1.2.2)
 

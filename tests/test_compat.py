@@ -418,3 +418,13 @@ def test_report_answers_fill_only_unanswered_items():
     assert "2.1" not in merged  # an automatic code item gets no text
     assert "one scene" in merged[answers.REPORT]  # evidence for a check that finds no section of its own
     assert answers.merge_reports({"3.1": "x"}, {}, ITEMS) == {"3.1": "x"}
+
+
+def test_a_report_exported_from_markdown_keeps_its_answers():
+    """Are "## 1.2" / "(ii)" sections of a report exported from Markdown read like plain "1.2" headings?"""
+    from grader import answers, spec
+
+    items = spec.load("cs188_hw4").items
+    plain = answers.from_report("1.1\nAnswer: 5\n\n1.2 Lambertian\n(ii) 3 unknowns\n", items)
+    marked = answers.from_report("## 1.1\nAnswer: 5\n\n## 1.2 Lambertian\n(ii) 3 unknowns\n", items)
+    assert marked == plain and marked.get("1.2.2") == "3 unknowns"
