@@ -17,7 +17,10 @@ running as it would there, and is recorded (adaptations()) so the feedback can s
     random initial weights, unless the file is already in torch's cache;
   * without a GPU, `.cuda()`, `.to("cuda")`, `torch.device("cuda")` and `torch.load` onto a GPU run
     on the CPU; with a GPU nothing of this is changed;
-  * the DataLoader iterator's old `.next()` works; cv2's window functions do nothing (headless).
+  * the DataLoader iterator's old `.next()` works; cv2's window functions do nothing (headless);
+  * `import pytorch3d...` (which does not install here) is answered by lite3d, the grader's plain-torch
+    stand-in with pytorch3d's conventions, only when no real pytorch3d can be imported; a name lite3d
+    lacks (a mesh renderer) imports, and raises NotImplementedError naming itself when used.
 
 install() is cheap (a forked worker pays it per submission): it wraps a few file functions and
 patches the libraries that are already imported; the others are patched right after their first
@@ -74,6 +77,7 @@ def install() -> None:
     _scratch.append("/tmp/.colab" if cwd == "/box" else os.path.join(cwd, ".colab"))  # private to this submission
     _wrap_files()
     sys.meta_path.append(_ColabFinder())  # last: consulted only when no real google.colab exists
+    sys.meta_path.append(_Pytorch3dFinder())  # likewise, only when no real pytorch3d exists
     if not hasattr(builtins, "get_ipython"):
         builtins.get_ipython = _shell  # type: ignore[attr-defined]
     pending = {}
@@ -327,6 +331,64 @@ class _ColabFinder(importlib.abc.MetaPathFinder):
     def find_spec(self, name: str, path: Any = None, target: Any = None) -> importlib.machinery.ModuleSpec | None:
         if name in ("google", "google.colab") or name.startswith("google.colab."):
             return importlib.machinery.ModuleSpec(name, _ColabLoader(), is_package=True)
+        return None
+
+
+def _lite3d() -> Any:
+    try:  # grader.lite3d (tests) or top-level `lite3d` inside the sandbox (the grader's folder is on sys.path)
+        from . import lite3d
+    except ImportError:
+        import lite3d  # type: ignore[no-redef]
+    return lite3d
+
+
+def _unavailable(qualified: str) -> type:
+    """A stand-in for a pytorch3d name lite3d does not provide: imports fine, fails loudly when used."""
+    def fail(*args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError(f"{qualified} is not available in the grader (pytorch3d is replaced by lite3d, "
+                                  "which has no renderer); the grader checks the other parts of this file")
+
+    return type(qualified.rsplit(".", 1)[-1], (), {"__init__": fail, "__call__": fail, "__module__": qualified.rsplit(".", 1)[0]})
+
+
+class _Pytorch3dLoader(importlib.abc.Loader):
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType:
+        lite = _lite3d()
+        from importlib import import_module
+
+        sources = []
+        for sub in lite.pytorch3d_names.MODULES.get(spec.name, ()):
+            try:
+                sources.append(import_module(f"{lite.__name__}.{sub}"))
+            except ImportError:
+                continue
+        module = types.ModuleType(spec.name)
+        module.__path__ = []  # a package: every pytorch3d.* submodule comes from this finder
+        for source in sources:
+            module.__dict__.update({k: v for k, v in vars(source).items() if not k.startswith("_")})
+
+        def lookup(attr: str) -> Any:
+            if attr.startswith("__"):
+                raise AttributeError(attr)
+            stand_in = _unavailable(f"{spec.name}.{attr}")
+            setattr(module, attr, stand_in)
+            return stand_in
+
+        module.__getattr__ = lookup  # type: ignore[attr-defined]
+        if spec.name == "pytorch3d":
+            note(f"`import {spec.name}` answered by the grader's lite3d (pytorch3d's conventions, plain torch)")
+        return module
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        return None
+
+
+class _Pytorch3dFinder(importlib.abc.MetaPathFinder):
+    """pytorch3d as lite3d, found only when every real finder failed."""
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> importlib.machinery.ModuleSpec | None:
+        if name == "pytorch3d" or name.startswith("pytorch3d."):
+            return importlib.machinery.ModuleSpec(name, _Pytorch3dLoader(), is_package=True)
         return None
 
 

@@ -5,6 +5,7 @@ import csv
 import hashlib
 import math
 import re
+import shutil
 import stat
 import zipfile
 from dataclasses import dataclass, field
@@ -101,9 +102,29 @@ def extract(sub: Submission, assignment: Assignment, box: Path) -> None:
                   if assignment.single_file_pattern.pattern not in ("", "^$") else "")
         raise IntakeError("missing_files", f"no Python file or notebook for this assignment found (expected {wanted}, "
                                            f"the same names as .ipynb{single})")
+    _add_given(box, assignment, sub)
     missing = [m for m in assignment.modules if m not in sub.module_files]
     if missing:
         sub.notes.append("no file found for: " + ", ".join(f"{m}.py (or {m}.ipynb)" for m in missing))
+
+
+def _add_given(box: Path, assignment: Assignment, sub: Submission) -> None:
+    """The course's given files the zip lacks go beside the student's first module (their own copy wins)."""
+    given = getattr(assignment, "given", ())
+    if not given or not sub.module_files:
+        return
+    home = (box / next(iter(sub.module_files.values()))).parent
+    have = {p.name.lower() for p in box.rglob("*") if p.is_file()}
+    added = []
+    for name in given:
+        if Path(name).name.lower() in have:
+            continue
+        target = home / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(assignment.solution_dir / name, target)
+        added.append(name)
+    if added:
+        sub.notes.append("the course's given files were used where the zip had none: " + ", ".join(added))
 
 
 def _safe_name(member: zipfile.ZipInfo) -> PurePosixPath:

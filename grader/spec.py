@@ -69,6 +69,12 @@ class Assignment:
     preload: tuple[str, ...] | None = None
 
     data_dir: Path | None = None  # [assignment] data, relative to the rubric (an assignment folder outside solutions/)
+    # [assignment] libraries: the grader's field libraries (grader/<name>/, e.g. lite3d) the course code imports;
+    # copied into the starter, and importable in the sandbox from the grader's own copy (a student's copy never wins).
+    libraries: tuple[str, ...] = ()
+    # [assignment] given: course files the students do not edit (no solution markers); when a zip lacks one,
+    # the grader puts the course's copy beside the student's modules, so a zip of only the edited files runs.
+    given: tuple[str, ...] = ()
 
     @property
     def public_data_dir(self) -> Path:
@@ -136,6 +142,8 @@ def load(assignment_id: str) -> Assignment:
         data_dir=(path.parent / a["data"]).resolve() if external and a.get("data") else None,
         limits=_time_limits(raw.get("limits", {}), path),
         preload=_preload(a.get("preload"), path),
+        libraries=_libraries(a.get("libraries", []), path),
+        given=_given(a.get("given", []), path),
     )
 
 
@@ -185,6 +193,29 @@ def _time_limits(raw: dict, path: Path) -> TimeLimits:
     if unknown or limits.import_seconds <= 0 or limits.cell_seconds <= 0:
         raise ValueError(f"{path}: [limits] takes positive import_seconds and cell_seconds (got {raw})")
     return limits
+
+
+def _libraries(raw: object, path: Path) -> tuple[str, ...]:
+    here = Path(__file__).resolve().parent
+    if not isinstance(raw, list) or not all(isinstance(n, str) for n in raw):
+        raise ValueError(f"{path}: [assignment] libraries is a list of the grader's library names, e.g. [\"lite3d\"]")
+    for name in raw:
+        if not re.fullmatch(r"[A-Za-z_]\w*", name) or not (here / name / "__init__.py").is_file():
+            raise ValueError(f"{path}: [assignment] libraries names {name!r}, which is not a library of the grader "
+                             f"(a package in {here})")
+    return tuple(raw)
+
+
+def _given(raw: object, path: Path) -> tuple[str, ...]:
+    if not isinstance(raw, list) or not all(isinstance(n, str) for n in raw):
+        raise ValueError(f"{path}: [assignment] given is a list of file names in the assignment's folder")
+    for name in raw:
+        file = path.parent / name
+        if ".." in Path(name).parts or Path(name).is_absolute() or not file.is_file():
+            raise ValueError(f"{path}: [assignment] given names {name!r}, which is not a file in {path.parent}")
+        if file.suffix == ".py" and "BEGIN SOLUTION" in file.read_text(errors="replace"):
+            raise ValueError(f"{path}: [assignment] given names {name!r}, but it has solution markers (a file students edit)")
+    return tuple(raw)
 
 
 def _preload(raw: object, path: Path) -> tuple[str, ...] | None:

@@ -99,8 +99,18 @@ def starter_for(assignment: Any, starter_dir: Path | None = None) -> list[Path]:
     """The whole starter of an assignment: its files from the solution, plus check_submission.py."""
     from .student_check import script
 
-    return build_starter(assignment.solution_dir, starter_dir or assignment.starter_dir,
-                         {"check_submission.py": script(assignment)})
+    target = starter_dir or assignment.starter_dir
+    written = build_starter(assignment.solution_dir, target, {"check_submission.py": script(assignment)})
+    for name in getattr(assignment, "libraries", ()):  # the grader's field libraries the course code imports
+        library = Path(__file__).resolve().parent / name
+        for src in sorted(library.rglob("*.py")):
+            if "__pycache__" in src.parts:
+                continue
+            dst = target / name / src.relative_to(library)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, dst)
+            written.append(dst)
+    return written
 
 
 def build_starter(solution_dir: Path, starter_dir: Path, extra: dict[str, str] | None = None) -> list[Path]:
