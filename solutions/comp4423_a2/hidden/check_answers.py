@@ -5,12 +5,15 @@ student code runs; nothing is executed. The handout's answer is No: a NeRF's wei
 """
 from __future__ import annotations
 
+import pytest
+
 from grader.answers import yes_no
-from grader.checks import CheckFailed, NeedsReview, Student, check
+from grader.checks import CheckFailed, NeedsReview, Student
 
 
-@check("3.1", "the Yes/No answer to 'can one NeRF render other scenes?'", weight=1)
-def nerf_other_scenes(student: Student) -> None:
+@pytest.mark.item("3.1", weight=1)
+def test_nerf_other_scenes(student: Student) -> None:
+    """the Yes/No answer to 'can one NeRF render other scenes?'"""
     text = student.answers.get("3.1")
     report = student.answers.get("report")
     if text is None and report:  # the handout asks for a PDF report: a TA reads what the parser could not

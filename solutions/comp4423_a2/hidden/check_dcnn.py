@@ -6,10 +6,11 @@ student's module reports; the student's module only ever receives inputs.
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 
-from grader.checks import CheckFailed, Student, Tensor, as_array, check, expect_close, expect_shape
+from grader.checks import CheckFailed, Student, Tensor, as_array, expect_close, expect_shape
 from grader.protocol import Handle
 
 MOD = "dcnn"
@@ -56,8 +57,9 @@ def _out_size(n: int, k: int, p: int, s: int) -> int:
     return (n + 2 * p - k) // s + 1
 
 
-@check("2.1", "the offset conv's channel counts fit the deformable conv", weight=3, module=MOD)
-def offset_channels(student: Student) -> None:
+@pytest.mark.item("2.1", weight=3, module=MOD)
+def test_offset_channels(student: Student) -> None:
+    """the offset conv's channel counts fit the deformable conv"""
     for k in (1, 3, 5):
         layer = _layer(student, 4, 6, k, k // 2, 1)
         cin, cout = student.get(layer, "offset.in_channels"), student.get(layer, "offset.out_channels")
@@ -73,8 +75,9 @@ def offset_channels(student: Student) -> None:
         _offset_conv_is_a_conv(student, layer, 4, cout, k, k // 2)
 
 
-@check("2.1", "output has the shape of a plain conv with the same settings", weight=3, module=MOD)
-def forward_shapes(student: Student) -> None:
+@pytest.mark.item("2.1", weight=3, module=MOD)
+def test_forward_shapes(student: Student) -> None:
+    """output has the shape of a plain conv with the same settings"""
     x = np.random.default_rng(0).normal(size=(2, 3, 17, 23))
     for k, p, s in ((3, 1, 1), (3, 1, 2), (5, 2, 2), (1, 0, 1)):
         layer = _layer(student, 3, 5, k, p, s)
@@ -110,8 +113,9 @@ def _conv_oracle(student: Student, layer: Handle, x: np.ndarray, p: int, s: int)
     return F.conv2d(torch.from_numpy(x), torch.from_numpy(weight), b, stride=s, padding=p).numpy()
 
 
-@check("2.1", "zero offsets reproduce a plain convolution", weight=3, module=MOD)
-def zero_offset_equivalence(student: Student) -> None:
+@pytest.mark.item("2.1", weight=3, module=MOD)
+def test_zero_offset_equivalence(student: Student) -> None:
+    """zero offsets reproduce a plain convolution"""
     x = np.random.default_rng(1).normal(size=(2, 3, 11, 13))
     for k, p, s in ((3, 1, 1), (3, 1, 2)):
         layer = _layer(student, 3, 4, k, p, s)
@@ -124,8 +128,9 @@ def zero_offset_equivalence(student: Student) -> None:
                      hint="pass the offset conv's output as the deformable conv's offset argument")
 
 
-@check("2.1", "the offsets are used: a one-pixel shift moves the sampling grid", weight=2, module=MOD)
-def offsets_are_used(student: Student) -> None:
+@pytest.mark.item("2.1", weight=2, module=MOD)
+def test_offsets_are_used(student: Student) -> None:
+    """the offsets are used: a one-pixel shift moves the sampling grid"""
     x = np.random.default_rng(3).normal(size=(1, 2, 12, 12))
     layer = _layer(student, 2, 3, 3, 1, 1)
     masked = _zero_offsets(student, layer)
@@ -155,8 +160,9 @@ def offsets_are_used(student: Student) -> None:
     raise CheckFailed("a one-pixel offset does not shift the sampling grid by one pixel")
 
 
-@check("2.1", "gradients reach the offset conv's weights", weight=1, module=MOD)
-def offset_gradient(student: Student) -> None:
+@pytest.mark.item("2.1", weight=1, module=MOD)
+def test_offset_gradient(student: Student) -> None:
+    """gradients reach the offset conv's weights"""
     rng = np.random.default_rng(4)
     x = rng.normal(size=(2, 3, 9, 9)).astype(np.float32)
     layer = _layer(student, 3, 4, 3, 1, 1)

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from scipy import stats
 
-from grader.checks import CheckFailed, Student, as_array, check, expect_shape
+from grader.checks import CheckFailed, Student, as_array, expect_shape
 
 MOD = "Raysampling"
 SEED = 4423  # np.random is seeded before each batch of calls so a rerun draws the same samples
@@ -27,8 +28,9 @@ def _offsets(t: np.ndarray, near: float, far: float) -> np.ndarray:
     return (t - (near + w * np.arange(n))) / w  # position inside each bin, in [0, 1]
 
 
-@check("4.1", "returns num_samples finite floats", weight=2, module=MOD)
-def shape_and_dtype(student: Student) -> None:
+@pytest.mark.item("4.1", weight=2, module=MOD)
+def test_shape_and_dtype(student: Student) -> None:
+    """returns num_samples finite floats"""
     for n in (1, 7, 64):
         got = as_array(student.call(MOD, "stratified_sampling", 2.0, 6.0, n), f"stratified_sampling(2, 6, {n})")
         expect_shape(got, (n,), f"stratified_sampling(2, 6, {n})",
@@ -37,8 +39,9 @@ def shape_and_dtype(student: Student) -> None:
             raise CheckFailed(f"stratified_sampling(2, 6, {n}) returned NaN or inf")
 
 
-@check("4.1", "every sample lies inside its own bin", weight=3, module=MOD)
-def bin_membership(student: Student) -> None:
+@pytest.mark.item("4.1", weight=3, module=MOD)
+def test_bin_membership(student: Student) -> None:
+    """every sample lies inside its own bin"""
     for near, far, n in ((2.0, 6.0, 64), (-1.5, 0.5, 7), (0.0, 10.0, 5)):
         t = _draws(student, near, far, n, 300)
         u = _offsets(t, near, far)
@@ -55,8 +58,9 @@ def bin_membership(student: Student) -> None:
             )
 
 
-@check("4.1", "uniform inside each bin, covering the whole bin", weight=3, module=MOD)
-def within_bin_uniformity(student: Student) -> None:
+@pytest.mark.item("4.1", weight=3, module=MOD)
+def test_within_bin_uniformity(student: Student) -> None:
+    """uniform inside each bin, covering the whole bin"""
     near, far, n = 2.0, 6.0, 8
     u = _offsets(_draws(student, near, far, n, K), near, far).ravel()
     mean, var = float(u.mean()), float(u.var())
@@ -75,8 +79,9 @@ def within_bin_uniformity(student: Student) -> None:
                           "a sample should be equally likely anywhere inside its bin, edge to edge")
 
 
-@check("4.1", "bins are jittered independently and afresh on every call", weight=4, module=MOD)
-def independence(student: Student) -> None:
+@pytest.mark.item("4.1", weight=4, module=MOD)
+def test_independence(student: Student) -> None:
+    """bins are jittered independently and afresh on every call"""
     near, far, n = 0.0, 4.0, 4
     t = _draws(student, near, far, n, K)
     if np.allclose(t[0], t[1:]):
@@ -109,8 +114,9 @@ def _sampling_figure(student: Student, near: float, far: float, n: int) -> list[
     return [s for s in _point_sets(figures) if np.all(np.isfinite(s))]  # NaN points are not drawn
 
 
-@check("4.2", "visualize_sampling runs headless and draws two rows of samples", weight=2, module=MOD)
-def visualisation_runs(student: Student) -> None:
+@pytest.mark.item("4.2", weight=2, module=MOD)
+def test_visualisation_runs(student: Student) -> None:
+    """visualize_sampling runs headless and draws two rows of samples"""
     sets = _sampling_figure(student, 0.0, 10.0, 20)
     rows = [s for s in sets if len(s) == 20]
     if len(rows) < 2:
@@ -118,8 +124,9 @@ def visualisation_runs(student: Student) -> None:
                           f"found series of lengths {[len(s) for s in sets]}")
 
 
-@check("4.2", "the uniform row shows the evenly spaced depths from near to far", weight=3, module=MOD)
-def visualisation_uniform(student: Student) -> None:
+@pytest.mark.item("4.2", weight=3, module=MOD)
+def test_visualisation_uniform(student: Student) -> None:
+    """the uniform row shows the evenly spaced depths from near to far"""
     for near, far, n in ((0.0, 10.0, 20), (2.0, 6.0, 9)):
         sets = _sampling_figure(student, near, far, n)
         expected = np.linspace(near, far, n)
@@ -129,8 +136,9 @@ def visualisation_uniform(student: Student) -> None:
                               "uniform_sampling samples along a ray: it needs a ray's origin and direction, not only the depth range")
 
 
-@check("4.2", "the stratified row shows one sample per bin at y = 1", weight=3, module=MOD)
-def visualisation_stratified(student: Student) -> None:
+@pytest.mark.item("4.2", weight=3, module=MOD)
+def test_visualisation_stratified(student: Student) -> None:
+    """the stratified row shows one sample per bin at y = 1"""
     near, far, n = 0.0, 10.0, 20
     sets = _sampling_figure(student, near, far, n)
     for s in sets:

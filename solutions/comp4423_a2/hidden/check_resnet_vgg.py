@@ -34,6 +34,7 @@ import weakref
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -43,7 +44,7 @@ from loss_landscapes.metrics import Loss
 from loss_landscapes.model_interface.model_parameters import ModelParameters
 from loss_landscapes.model_interface.model_wrapper import ModelWrapper
 
-from grader.checks import CheckFailed, NeedsReview, Student, Tensor, as_array, check, expect_shape
+from grader.checks import CheckFailed, NeedsReview, Student, Tensor, as_array, expect_shape
 from grader.protocol import Handle
 from grader.sandbox import StudentError
 from grader.spec import FIXTURES
@@ -410,8 +411,9 @@ def _loader(student: Student, **kwargs) -> Handle:
                         ret="handle", seed=SEED, **kwargs)
 
 
-@check("1.1", "cifar10_loader reads CIFAR-10's files: batch size, labels, train/test split", weight=3, module=MOD, timeout=60)
-def loader_reads_cifar(student: Student) -> None:
+@pytest.mark.item("1.1", weight=3, timeout=60, module=MOD)
+def test_loader_reads_cifar(student: Student) -> None:
+    """cifar10_loader reads CIFAR-10's files: batch size, labels, train/test split"""
     _require(student, "cifar10_loader")
     images, labels = _first_batch(student, _loader(student, train=False, image_size=32, batch_size=5))
     _, test_labels = _fixture("test_batch")
@@ -435,8 +437,9 @@ def loader_reads_cifar(student: Student) -> None:
 MEAN_BAND, STD_BAND = (0.35, 0.65), (0.1, 0.55)
 
 
-@check("1.1", "images are resized to image_size and normalised per channel", weight=3, module=MOD, timeout=60)
-def loader_resizes_and_normalises(student: Student) -> None:
+@pytest.mark.item("1.1", weight=3, timeout=60, module=MOD)
+def test_loader_resizes_and_normalises(student: Student) -> None:
+    """images are resized to image_size and normalised per channel"""
     _require(student, "cifar10_loader")
     test_images, _ = _fixture("test_batch")
     for size in (64, 48):
@@ -471,8 +474,9 @@ def loader_resizes_and_normalises(student: Student) -> None:
                               "check the order of Normalize's arguments")
 
 
-@check("1.1", "the loader's shuffle argument is honoured", weight=1, module=MOD, timeout=60)
-def loader_shuffles(student: Student) -> None:
+@pytest.mark.item("1.1", weight=1, timeout=60, module=MOD)
+def test_loader_shuffles(student: Student) -> None:
+    """the loader's shuffle argument is honoured"""
     _require(student, "cifar10_loader")
     _, test_labels = _fixture("test_batch")
     n = len(test_labels)
@@ -485,8 +489,9 @@ def loader_shuffles(student: Student) -> None:
                           hint="pass the shuffle argument on to the DataLoader")
 
 
-@check("1.1", "both networks output one score per class with their heads replaced", weight=4, module=MOD, timeout=90)
-def outputs_and_heads(student: Student) -> None:
+@pytest.mark.item("1.1", weight=4, timeout=90, module=MOD)
+def test_outputs_and_heads(student: Student) -> None:
+    """both networks output one score per class with their heads replaced"""
     _require(student, "build_models")
     vgg, resnet = _models(student)
     for model, head, n_in, what in ((vgg, "classifier.6", 4096, "VGG16's last classifier layer"), (resnet, "fc", 512, "ResNet18's fc")):
@@ -513,16 +518,18 @@ def outputs_and_heads(student: Student) -> None:
 # -- 1.3: gradient flow ---------------------------------------------------------------------------
 # The models are the grader's own (_grader_models), so the names and means cannot come from a model
 # that misreports its parameters; build_models is checked by 1.1 only.
-@check("1.3", "ResNet18: one mean |grad| per weight tensor with a gradient, in order", weight=4, module=MOD, timeout=90)
-def grad_means_resnet(student: Student) -> None:
+@pytest.mark.item("1.3", weight=4, timeout=90, module=MOD)
+def test_grad_means_resnet(student: Student) -> None:
+    """ResNet18: one mean |grad| per weight tensor with a gradient, in order"""
     _require(student, "layer_grad_means")
     _, resnet = _grader_models(student)
     x, y = _batch(21)
     _check_against_oracle(student, resnet, _local_models()[1], "ResNet18", x, y)
 
 
-@check("1.3", "VGG16: one mean |grad| per weight tensor with a gradient, in order", weight=3, module=MOD, timeout=90)
-def grad_means_vgg(student: Student) -> None:
+@pytest.mark.item("1.3", weight=3, timeout=90, module=MOD)
+def test_grad_means_vgg(student: Student) -> None:
+    """VGG16: one mean |grad| per weight tensor with a gradient, in order"""
     _require(student, "layer_grad_means")
     vgg, resnet = _grader_models(student)
     student.call(resnet, "zero_grad", ret="none")  # frees ResNet18's gradients (memory)
@@ -530,8 +537,9 @@ def grad_means_vgg(student: Student) -> None:
     _check_against_oracle(student, vgg, _local_models()[0], "VGG16", x, y)
 
 
-@check("1.3", "gradients are cleared first: a second call gives the same means", weight=2, module=MOD, timeout=90)
-def grad_means_not_accumulated(student: Student) -> None:
+@pytest.mark.item("1.3", weight=2, timeout=90, module=MOD)
+def test_grad_means_not_accumulated(student: Student) -> None:
+    """gradients are cleared first: a second call gives the same means"""
     _require(student, "layer_grad_means")
     _, resnet = _grader_models(student)
     x, y = _batch(23)
@@ -560,8 +568,9 @@ def grad_means_not_accumulated(student: Student) -> None:
                           "gradients accumulate in .grad until they are cleared")
 
 
-@check("1.3", "a weight without a gradient (an unused layer) is skipped, not a crash", weight=1, module=MOD, timeout=90)
-def grad_means_skip_none(student: Student) -> None:
+@pytest.mark.item("1.3", weight=1, timeout=90, module=MOD)
+def test_grad_means_skip_none(student: Student) -> None:
+    """a weight without a gradient (an unused layer) is skipped, not a crash"""
     _require(student, "layer_grad_means")
     _, resnet = _grader_models(student)
     # an extra nn.Linear that forward never uses: its weight requires grad but its grad stays None
@@ -581,8 +590,9 @@ def grad_means_skip_none(student: Student) -> None:
                           f"{len(names)} names returned", "one forward and backward pass, then every weight with a gradient")
 
 
-@check("1.3", "plot_gradient_flow draws one curve per model, one point per weight tensor", weight=2, module=MOD, timeout=60)
-def gradient_flow_plot(student: Student) -> None:
+@pytest.mark.item("1.3", weight=2, timeout=60, module=MOD)
+def test_gradient_flow_plot(student: Student) -> None:
+    """plot_gradient_flow draws one curve per model, one point per weight tensor"""
     _require(student, "plot_gradient_flow")
     rng = np.random.default_rng(31)
     curves = {
@@ -716,9 +726,9 @@ def _through_the_model(z: np.ndarray, answers: list[dict]) -> None:
                           "evaluate the loss of the model (through the wrapper the package moves) on the batch given")
 
 
-@check("1.2", "loss_surface: a finite, non-constant (steps, steps) surface through the model's loss", weight=3, module=MOD,
-       timeout=150)
-def surface_shape_and_values(student: Student) -> None:
+@pytest.mark.item("1.2", weight=3, timeout=150, module=MOD)
+def test_surface_shape_and_values(student: Student) -> None:
+    """loss_surface: a finite, non-constant (steps, steps) surface through the model's loss"""
     _require(student, "loss_surface")
     _release_models(student)  # the gradient-flow checks (1.3) come before this one
     for steps in (6, 4):
@@ -730,9 +740,9 @@ def surface_shape_and_values(student: Student) -> None:
         _through_the_model(z, answers)
 
 
-@check("1.2", "the surface is the filter-normalised random plane at the requested distance", weight=3, module=MOD,
-       timeout=150)
-def surface_is_the_plane(student: Student) -> None:
+@pytest.mark.item("1.2", weight=3, timeout=150, module=MOD)
+def test_surface_is_the_plane(student: Student) -> None:
+    """the surface is the filter-normalised random plane at the requested distance"""
     _require(student, "loss_surface")
     _release_models(student)
     model = _mini_resnet(student)
@@ -755,8 +765,9 @@ def _snapshot(student: Student, model: Handle) -> dict[str, tuple[np.ndarray, bo
             for row in _parameters(student, model)}
 
 
-@check("1.2", "loss_surface leaves the model's parameters unchanged", weight=3, module=MOD, timeout=150)
-def surface_leaves_model(student: Student) -> None:
+@pytest.mark.item("1.2", weight=3, timeout=150, module=MOD)
+def test_surface_leaves_model(student: Student) -> None:
+    """loss_surface leaves the model's parameters unchanged"""
     _require(student, "loss_surface")
     _release_models(student)
     model = _mini_resnet(student)
@@ -805,8 +816,9 @@ def _shows(ranges: list[tuple[float, float, bool]], z: np.ndarray) -> bool:
     return False
 
 
-@check("1.2", "plot_loss_landscape draws each model's surface in a subplot titled with its name", weight=3, module=MOD, timeout=60)
-def loss_landscape_plot(student: Student) -> None:
+@pytest.mark.item("1.2", weight=3, timeout=60, module=MOD)
+def test_loss_landscape_plot(student: Student) -> None:
+    """plot_loss_landscape draws each model's surface in a subplot titled with its name"""
     _require(student, "plot_loss_landscape")
     rng = np.random.default_rng(61)
     g = np.linspace(-1, 1, 7)

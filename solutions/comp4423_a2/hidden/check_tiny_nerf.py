@@ -47,8 +47,9 @@ import hashlib
 from pathlib import Path
 
 import numpy as np
+import pytest
 
-from grader.checks import CheckFailed, NeedsReview, Student, Tensor, as_array, check, expect_shape
+from grader.checks import CheckFailed, NeedsReview, Student, Tensor, as_array, expect_shape
 from grader.protocol import Handle
 
 MOD = "tiny_nerf"
@@ -474,13 +475,15 @@ def _fmt(run: dict) -> str:
 
 
 # -- 6.1: the improvement -----------------------------------------------------------------------------
-@check("6.1", "IMPROVED differs from BASELINE (settings or architecture)", weight=2, timeout=90, module=MOD)
-def improvement_declared(student: Student) -> None:
+@pytest.mark.item("6.1", weight=2, timeout=90, module=MOD)
+def test_improvement_declared(student: Student) -> None:
+    """IMPROVED differs from BASELINE (settings or architecture)"""
     _require_improvement(student)
 
 
-@check("6.1", "the improved version trains and changes the result", weight=2, timeout=STEP_TIMEOUT, budget=TRAIN_BUDGET, module=MOD)
-def improvement_trains(student: Student) -> None:
+@pytest.mark.item("6.1", weight=2, timeout=STEP_TIMEOUT, module=MOD, budget=TRAIN_BUDGET)
+def test_improvement_trains(student: Student) -> None:
+    """the improved version trains and changes the result"""
     _require_improvement(student)
     imp = _experiment(student, "IMPROVED")["IMPROVED"]
     if not imp["moved"]:
@@ -504,8 +507,9 @@ def improvement_trains(student: Student) -> None:
 
 
 # -- 6.2: results of both versions ------------------------------------------------------------------
-@check("6.2", "the given helpers still work on the fixture", weight=2, timeout=60, module=MOD)
-def helpers_intact(student: Student) -> None:
+@pytest.mark.item("6.2", weight=2, timeout=60, module=MOD)
+def test_helpers_intact(student: Student) -> None:
+    """the given helpers still work on the fixture"""
     _require_improvement(student)
     fx = _fixture()
     pose = fx["test_poses"][0].astype(np.float32)
@@ -578,8 +582,9 @@ def _analytic_raw(scene, o: np.ndarray, d: np.ndarray, t: np.ndarray, spheres) -
     return raw
 
 
-@check("6.2", "render_volume_density matches the analytic spheres", weight=2, timeout=60, module=MOD)
-def renderer_analytic(student: Student) -> None:
+@pytest.mark.item("6.2", weight=2, timeout=60, module=MOD)
+def test_renderer_analytic(student: Student) -> None:
+    """render_volume_density matches the analytic spheres"""
     _require_improvement(student)
     scene = _scene_module()
     fx = _fixture()
@@ -604,9 +609,9 @@ def renderer_analytic(student: Student) -> None:
                           "[0, 1], and transmittance from the samples in front only")
 
 
-@check("6.2", "the baseline reaches the calibrated PSNR floor on the held-out views, above image-based answers", weight=3,
-       timeout=STEP_TIMEOUT, budget=TRAIN_BUDGET, module=MOD)
-def baseline_floor(student: Student) -> None:
+@pytest.mark.item("6.2", weight=3, timeout=STEP_TIMEOUT, module=MOD, budget=TRAIN_BUDGET)
+def test_baseline_floor(student: Student) -> None:
+    """the baseline reaches the calibrated PSNR floor on the held-out views, above image-based answers"""
     _require_improvement(student)
     base = _usable(_experiment(student, "BASELINE")["BASELINE"], "the baseline does not train")
     if not base["psnr"] >= _floor():
@@ -627,9 +632,9 @@ def _save_renders(student: Student, base: dict, imp: dict) -> None:
     student.saved_figures.append(("heldout-baseline-vs-improved", rgba))
 
 
-@check("6.2", "the improved version is at least as good (within a tolerance) at the same budget", weight=4,
-       timeout=STEP_TIMEOUT, budget=TRAIN_BUDGET, module=MOD)
-def improved_vs_baseline(student: Student) -> None:
+@pytest.mark.item("6.2", weight=4, timeout=STEP_TIMEOUT, module=MOD, budget=TRAIN_BUDGET)
+def test_improved_vs_baseline(student: Student) -> None:
+    """the improved version is at least as good (within a tolerance) at the same budget"""
     _require_improvement(student)
     imp = _usable(_experiment(student, "IMPROVED")["IMPROVED"], "the improved version does not train")
     base = _usable(_experiment(student, "BASELINE")["BASELINE"],
@@ -645,8 +650,9 @@ def improved_vs_baseline(student: Student) -> None:
                           "the held-out PSNR is what counts, not the PSNR against a training image")
 
 
-@check("6.2", "the same seed gives the same result (both versions)", weight=1, timeout=STEP_TIMEOUT, budget=TRAIN_BUDGET, module=MOD)
-def reproducible(student: Student) -> None:
+@pytest.mark.item("6.2", weight=1, timeout=STEP_TIMEOUT, module=MOD, budget=TRAIN_BUDGET)
+def test_reproducible(student: Student) -> None:
+    """the same seed gives the same result (both versions)"""
     _require_improvement(student)
     for which in ("BASELINE", "IMPROVED"):
         a = _run(student, which, REPRO_ITERS, SEED + 1, probes=False, budget=30.0)

@@ -9,11 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from grader.checks import CheckFailed, Student, as_array, check, expect_close, expect_shape
+from grader.checks import CheckFailed, Student, as_array, expect_close, expect_shape
 
 MOD = "volume_rendering"
 
@@ -72,8 +73,9 @@ def _compare(student: Student, rgb: np.ndarray, sigma: np.ndarray, t: np.ndarray
         expect_close(c, c_ref, f"pixel colour ({what})", atol, hint="the colour is the weighted sum of the sample colours along the ray")
 
 
-@check("5.1", "closed form on hand-made rays", weight=3, module=MOD)
-def closed_form(student: Student) -> None:
+@pytest.mark.item("5.1", weight=3, module=MOD)
+def test_closed_form(student: Student) -> None:
+    """closed form on hand-made rays"""
     t = np.array([2.0, 2.3, 2.9, 3.0, 4.5])
     sigma = np.array([0.0, 1.7, 40.0, 0.3, 0.0])
     rgb = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [0.5, 0.5, 0.5], [1.0, 1.0, 1.0]])
@@ -86,8 +88,9 @@ def closed_form(student: Student) -> None:
     _compare(student, rgb2, sigma2, t2, "two objects along one ray")
 
 
-@check("5.1", "transmittance starts full and decays by each sample's transparency (property test)", weight=2, module=MOD)
-def transmittance_properties(student: Student) -> None:
+@pytest.mark.item("5.1", weight=2, module=MOD)
+def test_transmittance_properties(student: Student) -> None:
+    """transmittance starts full and decays by each sample's transparency (property test)"""
     failures: list[str] = []
 
     @settings(max_examples=40, deadline=None, derandomize=True, database=None, phases=[Phase.explicit, Phase.generate],
@@ -125,8 +128,9 @@ def transmittance_properties(student: Student) -> None:
         raise CheckFailed("transmittance properties fail", detail, hint) from None
 
 
-@check("5.1", "empty space and an opaque sample", weight=2, module=MOD)
-def special_cases(student: Student) -> None:
+@pytest.mark.item("5.1", weight=2, module=MOD)
+def test_special_cases(student: Student) -> None:
+    """empty space and an opaque sample"""
     t = np.linspace(2.0, 6.0, 16)
     rgb = np.random.default_rng(0).uniform(size=(16, 3))
     c, w, a, tr = _render(student, rgb, np.zeros(16), t)
@@ -143,8 +147,9 @@ def special_cases(student: Student) -> None:
     expect_close(c, rgb[6], "colour with one opaque sample", 1e-9, hint="the colour is the weighted sum of the sample colours")
 
 
-@check("5.1", "constant density: exponential transmittance and the total weight", weight=1, module=MOD)
-def constant_density(student: Student) -> None:
+@pytest.mark.item("5.1", weight=1, module=MOD)
+def test_constant_density(student: Student) -> None:
+    """constant density: exponential transmittance and the total weight"""
     t = np.linspace(0.5, 3.5, 31)
     sigma = np.full(31, 0.8)
     _, w, _, tr = _render(student, np.ones((31, 3)), sigma, t)
@@ -159,8 +164,9 @@ def constant_density(student: Student) -> None:
     expect_close(w.sum(-1), 1 - np.exp(-(sigma[:, :-1] * delta).sum(-1)), "sum of weights (1 - exp(-sum sigma delta))", 1e-9)
 
 
-@check("5.1", "batches of rays match ray-by-ray results", weight=2, module=MOD)
-def batches(student: Student) -> None:
+@pytest.mark.item("5.1", weight=2, module=MOD)
+def test_batches(student: Student) -> None:
+    """batches of rays match ray-by-ray results"""
     rng = np.random.default_rng(2)
     for r, n, shared_t in ((3, 7, True), (6, 6, False), (2, 5, False)):
         rgb = rng.uniform(size=(r, n, 3))
@@ -174,8 +180,9 @@ def batches(student: Student) -> None:
         _compare(student, rgb, sigma, t, f"{r} rays of {n} samples")
 
 
-@check("5.1", "keeps the given convention for the last sample's spacing", weight=1, module=MOD)
-def last_delta(student: Student) -> None:
+@pytest.mark.item("5.1", weight=1, module=MOD)
+def test_last_delta(student: Student) -> None:
+    """keeps the given convention for the last sample's spacing"""
     t = np.linspace(2.0, 6.0, 8)
     sigma = np.full(8, 2.0)
     c, w, a, tr = _render(student, np.ones((8, 3)), sigma, t)
@@ -194,8 +201,9 @@ def _vr_figure(student: Student, n: int) -> list[dict]:
     return figures
 
 
-@check("5.2", "one panel per quantity, one curve of num_samples points each", weight=3, module=MOD)
-def vr_figure_layout(student: Student) -> None:
+@pytest.mark.item("5.2", weight=3, module=MOD)
+def test_vr_figure_layout(student: Student) -> None:
+    """one panel per quantity, one curve of num_samples points each"""
     for n in (50, 20):
         axes = [ax for fig in _vr_figure(student, n) for ax in fig["axes"] if ax["lines"]]
         lengths = [[len(ln["y"]) for ln in ax["lines"]] for ax in axes]
@@ -207,8 +215,9 @@ def vr_figure_layout(student: Student) -> None:
                               f"got {len(axes)} panel(s) with curve lengths {lengths}")
 
 
-@check("5.2", "the curves show opacity, transmittance and weights", weight=5, module=MOD)
-def vr_figure_values(student: Student) -> None:
+@pytest.mark.item("5.2", weight=5, module=MOD)
+def test_vr_figure_values(student: Student) -> None:
+    """the curves show opacity, transmittance and weights"""
     n = 50
     t = np.linspace(0.0, 1.0, n)
     sigma = np.linspace(0.0, 5.0, n)
@@ -225,8 +234,9 @@ def vr_figure_values(student: Student) -> None:
 FIXTURE = Path(__file__).resolve().parents[3] / "fixtures" / "data" / "comp4423_a2" / "volume_rendering.npz"
 
 
-@check("5.1", "matches the stored reference rays", weight=1, module=MOD)
-def stored_rays(student: Student) -> None:
+@pytest.mark.item("5.1", weight=1, module=MOD)
+def test_stored_rays(student: Student) -> None:
+    """matches the stored reference rays"""
     with np.load(FIXTURE) as data:
         fx = {k: data[k] for k in data.files}
     c, w, a, tr = _render(student, fx["rgb"], fx["sigma"], fx["t_vals"])

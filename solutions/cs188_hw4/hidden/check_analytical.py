@@ -17,8 +17,9 @@ from __future__ import annotations
 
 
 import numpy as np
+import pytest
 
-from grader.checks import CheckFailed, NeedsReview, Student, as_array, check, expect_close, helper_module
+from grader.checks import CheckFailed, NeedsReview, Student, as_array, expect_close, helper_module
 
 MOD = "PSET4_Analytical"
 
@@ -55,13 +56,15 @@ def _lights(rng: np.random.Generator, m: int) -> np.ndarray:
 
 
 # -- Problem 1 -------------------------------------------------------------------------------------
-@check("1.1.1", "degrees of freedom of the plenoptic function", module=MOD)
-def plenoptic(student: Student) -> None:
+@pytest.mark.item("1.1.1", module=MOD)
+def test_plenoptic(student: Student) -> None:
+    """degrees of freedom of the plenoptic function"""
     _number(student, "1.1.1", "plenoptic_dof", 7, r"DoF|DoFs|degrees?|dimensions?|dimensional", "degrees of freedom")
 
 
-@check("1.2.1", "the Lambertian intensity, evaluated on random inputs", module=MOD)
-def lambertian(student: Student) -> None:
+@pytest.mark.item("1.2.1", module=MOD)
+def test_lambertian(student: Student) -> None:
+    """the Lambertian intensity, evaluated on random inputs"""
     _formula(student, "1.2.1", "lambertian_intensity")
     rng = np.random.default_rng(1)
     linear, clamped, got_all = [], [], []
@@ -81,13 +84,15 @@ def lambertian(student: Student) -> None:
         expect_close(got_all, np.array(linear), "lambertian_intensity on random inputs", 1e-9)
 
 
-@check("1.2.2", "number of unknowns per pixel", module=MOD)
-def unknowns(student: Student) -> None:
+@pytest.mark.item("1.2.2", module=MOD)
+def test_unknowns(student: Student) -> None:
+    """number of unknowns per pixel"""
     _number(student, "1.2.2", "unknowns_per_pixel", 3, r"unknowns?|unknown variables|variables|parameters", "unknowns per pixel")
 
 
-@check("1.2.3", "minimum number of measurements", module=MOD)
-def measurements(student: Student) -> None:
+@pytest.mark.item("1.2.3", module=MOD)
+def test_measurements(student: Student) -> None:
+    """minimum number of measurements"""
     _number(student, "1.2.3", "min_measurements", 3,
             r"measurements?|images?|lights?|light sources?|equations?|observations?|lighting vectors?|lighting directions?",
             "minimum number of measurements")
@@ -100,8 +105,9 @@ def _pixel(seed: int, m: int = 7) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return L, L @ G + 0.01 * rng.normal(size=m), G
 
 
-@check("1.3.1", "G from I_m and L", module=MOD)
-def solve_g(student: Student) -> None:
+@pytest.mark.item("1.3.1", module=MOD)
+def test_solve_g(student: Student) -> None:
+    """G from I_m and L"""
     _formula(student, "1.3.1", "solve_G")
     L, I, _ = _pixel(2)
     expected = np.linalg.lstsq(L, I, rcond=None)[0]
@@ -109,24 +115,27 @@ def solve_g(student: Student) -> None:
     expect_close(got.reshape(-1), expected, "solve_G(L, I_m)", 1e-8)
 
 
-@check("1.3.2", "albedo from G, on a known G", module=MOD)
-def albedo(student: Student) -> None:
+@pytest.mark.item("1.3.2", module=MOD)
+def test_albedo(student: Student) -> None:
+    """albedo from G, on a known G"""
     _formula(student, "1.3.2", "albedo_from_G")
     G = np.array([0.3, -1.2, 2.5])
     got = as_array(student.call(MOD, "albedo_from_G", G), "albedo_from_G(G)")
     expect_close(got.reshape(-1)[:1] if got.size == 1 else got, np.array([np.linalg.norm(G)]), "albedo_from_G(G)", 1e-9)
 
 
-@check("1.3.3", "normal from G, on a known G", module=MOD)
-def normal(student: Student) -> None:
+@pytest.mark.item("1.3.3", module=MOD)
+def test_normal(student: Student) -> None:
+    """normal from G, on a known G"""
     _formula(student, "1.3.3", "normal_from_G")
     G = np.array([0.3, -1.2, 2.5])
     got = as_array(student.call(MOD, "normal_from_G", G), "normal_from_G(G)")
     expect_close(got.reshape(-1), G / np.linalg.norm(G), "normal_from_G(G)", 1e-9)
 
 
-@check("1.3.4", "G_hat and N_hat for a whole image", module=MOD)
-def solve_all(student: Student) -> None:
+@pytest.mark.item("1.3.4", module=MOD)
+def test_solve_all(student: Student) -> None:
+    """G_hat and N_hat for a whole image"""
     _formula(student, "1.3.4", "solve_all")
     rng = np.random.default_rng(4)
     L = _lights(rng, 9)
@@ -149,24 +158,27 @@ def _numeric_grad(f, x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
     return g
 
 
-@check("3.1", "gradient (a), against finite differences", module=MOD)
-def grad_xtx(student: Student) -> None:
+@pytest.mark.item("3.1", module=MOD)
+def test_grad_xtx(student: Student) -> None:
+    """gradient (a), against finite differences"""
     _formula(student, "3.1", "grad_xTx")
     x = np.random.default_rng(5).normal(size=4)
     got = as_array(student.call(MOD, "grad_xTx", x), "grad_xTx(x)")
     expect_close(got.reshape(-1), _numeric_grad(lambda v: v @ v, x), "grad_xTx(x)", 1e-5)
 
 
-@check("3.1", "gradient (b), against finite differences", module=MOD)
-def grad_trace(student: Student) -> None:
+@pytest.mark.item("3.1", module=MOD)
+def test_grad_trace(student: Student) -> None:
+    """gradient (b), against finite differences"""
     _formula(student, "3.1", "grad_trace_AtA")
     A = np.random.default_rng(6).normal(size=(3, 5))
     got = as_array(student.call(MOD, "grad_trace_AtA", A), "grad_trace_AtA(A)")
     expect_close(got, _numeric_grad(lambda B: np.trace(B.T @ B), A), "grad_trace_AtA(A)", 1e-5)
 
 
-@check("3.1", "gradient (c), against finite differences", module=MOD)
-def grad_xay(student: Student) -> None:
+@pytest.mark.item("3.1", module=MOD)
+def test_grad_xay(student: Student) -> None:
+    """gradient (c), against finite differences"""
     _formula(student, "3.1", "grad_xTAy_wrt_y")
     rng = np.random.default_rng(7)
     x, A, y = rng.normal(size=3), rng.normal(size=(3, 5)), rng.normal(size=5)
@@ -174,8 +186,9 @@ def grad_xay(student: Student) -> None:
     expect_close(got.reshape(-1), _numeric_grad(lambda v: x @ A @ v, y), "grad_xTAy_wrt_y(x, A, y)", 1e-5)
 
 
-@check("3.1", "Jacobian (d), in either layout", module=MOD)
-def jac_ay(student: Student) -> None:
+@pytest.mark.item("3.1", module=MOD)
+def test_jac_ay(student: Student) -> None:
+    """Jacobian (d), in either layout"""
     _formula(student, "3.1", "jacobian_Ay_wrt_y")
     rng = np.random.default_rng(8)
     A, y = rng.normal(size=(3, 5)), rng.normal(size=5)
@@ -200,18 +213,21 @@ def _bernoulli(student: Student, item: str, name: str, fn) -> None:
     expect_close(got.reshape(-1), fn(y, y_hat), f"{name}(y, y_hat)", 1e-9)
 
 
-@check("3.2.1", "p(y|x) for a Bernoulli output, evaluated elementwise", module=MOD)
-def bernoulli_p(student: Student) -> None:
+@pytest.mark.item("3.2.1", module=MOD)
+def test_bernoulli_p(student: Student) -> None:
+    """p(y|x) for a Bernoulli output, evaluated elementwise"""
     _bernoulli(student, "3.2.1", "p_y_given_x", lambda y, p: p**y * (1 - p) ** (1 - y))
 
 
-@check("3.2.2", "the log-likelihood, evaluated elementwise", module=MOD)
-def bernoulli_log(student: Student) -> None:
+@pytest.mark.item("3.2.2", module=MOD)
+def test_bernoulli_log(student: Student) -> None:
+    """the log-likelihood, evaluated elementwise"""
     _bernoulli(student, "3.2.2", "log_p_y_given_x", lambda y, p: y * np.log(p) + (1 - y) * np.log(1 - p))
 
 
-@check("3.2.3", "the loss to minimise, evaluated elementwise", module=MOD)
-def bce(student: Student) -> None:
+@pytest.mark.item("3.2.3", module=MOD)
+def test_bce(student: Student) -> None:
+    """the loss to minimise, evaluated elementwise"""
     _bernoulli(student, "3.2.3", "bce_loss", lambda y, p: -(y * np.log(p) + (1 - y) * np.log(1 - p)))
 
 
@@ -223,8 +239,9 @@ def _pairs(written: str) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in re.findall(r"(\d+)\s*(?:x|×|\*|by|,)\s*(\d+)", text.clean(written), re.I)]
 
 
-@check("5.2.1", "output size with no padding and stride 1", module=MOD)
-def conv_shape(student: Student) -> None:
+@pytest.mark.item("5.2.1", module=MOD)
+def test_conv_shape(student: Student) -> None:
+    """output size with no padding and stride 1"""
     if not _defines(student, "conv_output_shape"):
         texts = text.candidates(student, "5.2.1")
         for written in texts:  # a reading of the text passes a right size; anything else is for a TA
@@ -240,8 +257,9 @@ def conv_shape(student: Student) -> None:
         raise CheckFailed("conv_output_shape is not right", f"got {got!r}")
 
 
-@check("5.2.2", "padding and stride that give the asked output size", module=MOD)
-def padding_stride(student: Student) -> None:
+@pytest.mark.item("5.2.2", module=MOD)
+def test_padding_stride(student: Student) -> None:
+    """padding and stride that give the asked output size"""
     if not _defines(student, "padding_stride"):
         import re
 

@@ -26,8 +26,9 @@ import time
 from functools import lru_cache
 
 import numpy as np
+import pytest
 
-from grader.checks import CheckFailed, NeedsReview, Student, Tensor, as_array, check, expect_close, expect_shape, helper_module
+from grader.checks import CheckFailed, NeedsReview, Student, Tensor, as_array, expect_close, expect_shape, helper_module
 from grader.protocol import Handle
 from grader.sandbox import StudentError
 from grader.spec import FIXTURES
@@ -207,8 +208,9 @@ def _one_thread(student: Student, restore: int | None = None) -> int | None:
 
 
 # -- 4.1 (ii) --------------------------------------------------------------------------------------
-@check("4.1.2", "the numbers of training and test samples", module=MOD)
-def sample_counts(student: Student) -> None:
+@pytest.mark.item("4.1.2", module=MOD)
+def test_sample_counts(student: Student) -> None:
+    """the numbers of training and test samples"""
     if text.defined(student, MOD, "num_train") and text.defined(student, MOD, "num_test"):
         for name, split in (("num_train", "train"), ("num_test", "test")):
             got = student.get(MOD, name)
@@ -232,8 +234,9 @@ NEGATIVE = re.compile(r"\b(?:not? (?:be )?(?:able|work|possible|run|pass|match)\
                       r"doesn't|does not|will not|would not|fails?|error|mismatch\w*|incompatible|breaks?)\b", re.I)
 
 
-@check("4.2.4", "whether 3x3 kernels work without other changes", weight=1, module=MOD)
-def k3_answer(student: Student) -> None:
+@pytest.mark.item("4.2.4", weight=1, module=MOD)
+def test_k3_answer(student: Student) -> None:
+    """whether 3x3 kernels work without other changes"""
     if text.defined(student, MOD, "k3_works_unchanged"):
         if student.get(MOD, "k3_works_unchanged") is not False:
             raise CheckFailed("k3_works_unchanged is not right")
@@ -246,8 +249,9 @@ def k3_answer(student: Student) -> None:
                       text.evidence(written))
 
 
-@check("4.2.4", "a network with 3x3 convolutions maps a 32x32 batch to 10 outputs", weight=2, module=MOD, timeout=60)
-def k3_network(student: Student) -> None:
+@pytest.mark.item("4.2.4", weight=2, timeout=60, module=MOD)
+def test_k3_network(student: Student) -> None:
+    """a network with 3x3 convolutions maps a 32x32 batch to 10 outputs"""
     cls = "NetK3" if text.defined(student, MOD, "NetK3") else "Net"  # the original: Net edited in place for the question
     net = student.call(MOD, cls, ret="handle")
     if not isinstance(net, Handle):
@@ -267,8 +271,9 @@ def k3_network(student: Student) -> None:
 
 
 # -- 4.3 (i): training ------------------------------------------------------------------------------
-@check("4.3.1", "three SGD steps from known weights match the reference", weight=3, module=MOD, timeout=60)
-def three_steps(student: Student) -> None:
+@pytest.mark.item("4.3.1", weight=3, timeout=60, module=MOD)
+def test_three_steps(student: Student) -> None:
+    """three SGD steps from known weights match the reference"""
     data = batches(12, (4, 4, 4))
     got, starts, _ = run_train(student, wire(data), "/tmp/cs188_three_steps.pth", seed=11, num_epochs=1)
     for start in starts:
@@ -291,11 +296,12 @@ def three_steps(student: Student) -> None:
                      hint=hint or "check the order of the steps in each iteration, and what goes into the loss")
 
 
-@check("4.3.1", "a short run on the fixture learns", weight=1.5, module=MOD, timeout=180)
-def learns(student: Student) -> None:
+@pytest.mark.item("4.3.1", weight=1.5, timeout=180, module=MOD)
+def test_learns(student: Student) -> None:
     # One epoch of the notebook's own train_loader (250 batches of 4) with lr = 0.003. Calibrated on the
     # reference: about 80% test accuracy here (36-80% over other seeds; chance is 10%), and a running
     # loss of about 430 for the epoch against 250 * ln(10) = 576 for a network that learns nothing.
+    """a short run on the fixture learns"""
     loader = student.get(MOD, "train_loader", ret="handle")
     threads = _one_thread(student)
     try:
@@ -314,8 +320,9 @@ def learns(student: Student) -> None:
                           f"test accuracy {acc:.1f}% after one epoch (chance: 10%)")
 
 
-@check("4.3.1", "plot_loss_curve draws the list as one line", weight=0.5, module=MOD)
-def loss_plot(student: Student) -> None:
+@pytest.mark.item("4.3.1", weight=0.5, module=MOD)
+def test_loss_plot(student: Student) -> None:
+    """plot_loss_curve draws the list as one line"""
     if not text.defined(student, MOD, "plot_loss_curve"):
         return  # the original has no such function: the curve is a figure of the notebook, read by a TA
     student.figures()
@@ -384,8 +391,9 @@ def _expect_accuracy(got: tuple[float, bool], expected_percent: float, what: str
                           "correct predictions over the number of images")
 
 
-@check("4.4.1", "accuracy of a network whose predictions are known", weight=2, module=MOD)
-def known_outputs(student: Student) -> None:
+@pytest.mark.item("4.4.1", weight=2, module=MOD)
+def test_known_outputs(student: Student) -> None:
+    """accuracy of a network whose predictions are known"""
     net, _ = _constant_net(student, 3)  # predicts class 3 for every image
     data = batches(31, (4, 4, 2))
     labels = [np.array([3, 1, 3, 3]), np.array([0, 3, 9, 3]), np.array([3, 5])]  # 6 of 10 are class 3
@@ -393,8 +401,9 @@ def known_outputs(student: Student) -> None:
     _expect_accuracy(_accuracy(student, loader, net), 60.0, "a network that always predicts one class")
 
 
-@check("4.4.1", "accuracy of a random network matches the reference", weight=1, module=MOD)
-def random_net(student: Student) -> None:
+@pytest.mark.item("4.4.1", weight=1, module=MOD)
+def test_random_net(student: Student) -> None:
+    """accuracy of a random network matches the reference"""
     torch = _torch()
     arch = student_arch(student)
     state = initial_state(5, arch)

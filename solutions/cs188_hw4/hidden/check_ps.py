@@ -21,8 +21,9 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+import pytest
 
-from grader.checks import CheckFailed, Student, as_array, check, expect_close, expect_shape
+from grader.checks import CheckFailed, Student, as_array, expect_close, expect_shape
 from grader.sandbox import StudentError
 from grader.spec import FIXTURES
 
@@ -157,8 +158,9 @@ def _fixture_of(I: np.ndarray) -> str:
                       f"shape {I.shape}")
 
 
-@check("2.1", "the BEAR object is loaded into I, L, mask", weight=1, module=MOD)
-def bear_loaded(student: Student) -> None:
+@pytest.mark.item("2.1", weight=1, module=MOD)
+def test_bear_loaded(student: Student) -> None:
+    """the BEAR object is loaded into I, L, mask"""
     I_ref, L_ref, mask_ref = load_fixture("bear")
     I = as_array(get_in_part(student, "I", PART_21), "I")
     L = as_array(get_in_part(student, "L", PART_21), "L")
@@ -169,8 +171,9 @@ def bear_loaded(student: Student) -> None:
     expect_close(mask, mask_ref, "mask (the BEAR mask)", 0.0)
 
 
-@check("2.1", "L_mean and L_std describe the lengths of the loaded light vectors", weight=1.5, module=MOD)
-def light_stats(student: Student) -> None:
+@pytest.mark.item("2.1", weight=1.5, module=MOD)
+def test_light_stats(student: Student) -> None:
+    """L_mean and L_std describe the lengths of the loaded light vectors"""
     mean = as_array(get_in_part(student, "L_mean", PART_21), "L_mean")
     std = as_array(get_in_part(student, "L_std", PART_21), "L_std")
     if mean.size != 1 or std.size != 1:
@@ -184,8 +187,9 @@ def light_stats(student: Student) -> None:
                       "one length per light (per row of L), then the mean and the std of those m values")
 
 
-@check("2.1", "dim_L, I_m and dim_Im", weight=1.5, module=MOD)
-def shapes(student: Student) -> None:
+@pytest.mark.item("2.1", weight=1.5, module=MOD)
+def test_shapes(student: Student) -> None:
+    """dim_L, I_m and dim_Im"""
     I_m = as_array(get_in_part(student, "I_m", PART_21), "I_m", ndim=2)
     for obj in OBJECTS:
         I, L, _ = load_fixture(obj)
@@ -206,41 +210,47 @@ def shapes(student: Student) -> None:
 
 
 # -- 2.2 implementation ----------------------------------------------------------------------------
-@check("2.2", "exact Lambertian scene, 96 lights, 64x80", weight=3, module=MOD)
-def exact_96(student: Student) -> None:
+@pytest.mark.item("2.2", weight=3, module=MOD)
+def test_exact_96(student: Student) -> None:
+    """exact Lambertian scene, 96 lights, 64x80"""
     sc = gen().sphere_scene(64, 80, 96, "exact", seed=21, centre=(3.0, -2.0))
     _check_normals(student, sc["I"], sc["L"], sc["normals"], sc["mask"], "exact scene, 96 lights")
 
 
-@check("2.2", "20 lights instead of 96", weight=1.5, module=MOD)
-def exact_20(student: Student) -> None:
+@pytest.mark.item("2.2", weight=1.5, module=MOD)
+def test_exact_20(student: Student) -> None:
+    """20 lights instead of 96"""
     sc = gen().sphere_scene(64, 80, 20, "exact", seed=22, centre=(-4.0, 3.0))
     _check_normals(student, sc["I"], sc["L"], sc["normals"], sc["mask"], "20 lights")
 
 
-@check("2.2", "a tall image (72x40): orientation of N_hat", weight=1.5, module=MOD)
-def tall(student: Student) -> None:
+@pytest.mark.item("2.2", weight=1.5, module=MOD)
+def test_tall(student: Student) -> None:
+    """a tall image (72x40): orientation of N_hat"""
     sc = gen().sphere_scene(72, 40, 96, "exact", seed=23, centre=(2.0, 6.0), radius=36.0)
     _check_normals(student, sc["I"], sc["L"], sc["normals"], sc["mask"], "tall 72x40 image")
 
 
-@check("2.2", "invariance: light order and intensity scale", weight=1, module=MOD)
-def invariance(student: Student) -> None:
+@pytest.mark.item("2.2", weight=1, module=MOD)
+def test_invariance(student: Student) -> None:
+    """invariance: light order and intensity scale"""
     sc = gen().sphere_scene(64, 80, 96, "exact", seed=24)
     perm = np.random.default_rng(5).permutation(96)
     _check_normals(student, 3.7 * sc["I"][perm], sc["L"][perm], sc["normals"], sc["mask"],
                    "lights permuted, intensities scaled by 3.7")
 
 
-@check("2.2", "dark images (intensities in [0, 1], albedo below 1)", weight=1, module=MOD)
-def dark_images(student: Student) -> None:
+@pytest.mark.item("2.2", weight=1, module=MOD)
+def test_dark_images(student: Student) -> None:
+    """dark images (intensities in [0, 1], albedo below 1)"""
     sc = gen().sphere_scene(64, 80, 96, "exact", seed=25, centre=(-2.0, 1.0))
     I = sc["I"] / (4.0 * sc["I"].max())  # every albedo below 0.3: a background test must use rho > 0
     _check_normals(student, I, sc["L"], sc["normals"], sc["mask"], "images scaled to [0, 0.25]")
 
 
-@check("2.2", "the albedo returned with the normals", weight=1, module=MOD)
-def albedo_returned(student: Student) -> None:
+@pytest.mark.item("2.2", weight=1, module=MOD)
+def test_albedo_returned(student: Student) -> None:
+    """the albedo returned with the normals"""
     if not _defines(student, "compute_albedo_normals"):
         return  # the original notebook has no such function: its albedo is rho_hat (checked below)
     sc = gen().sphere_scene(48, 56, 96, "exact", seed=26, centre=(1.0, -2.0))
@@ -265,8 +275,9 @@ def _oracle_object(G_hat: np.ndarray) -> tuple[str, np.ndarray, np.ndarray, np.n
     return "", None, None, None
 
 
-@check("2.2", "G_hat, rho_hat and N_hat of the notebook", weight=1.5, module=MOD)
-def notebook_variables(student: Student) -> None:
+@pytest.mark.item("2.2", weight=1.5, module=MOD)
+def test_notebook_variables(student: Student) -> None:
+    """G_hat, rho_hat and N_hat of the notebook"""
     G_hat = as_array(get_in_part(student, "G_hat", PART_22), "G_hat", ndim=2)
     obj, G, rho, N = _oracle_object(G_hat)
     if not obj:
@@ -290,8 +301,9 @@ def notebook_variables(student: Student) -> None:
     expect_close(N_hat, expected, "N_hat", ATOL, hint=hint)
 
 
-@check("2.2", "BALL (8-bit, shadows): normals and error map", weight=1.5, module=MOD)
-def ball_error_map(student: Student) -> None:
+@pytest.mark.item("2.2", weight=1.5, module=MOD)
+def test_ball_error_map(student: Student) -> None:
+    """BALL (8-bit, shadows): normals and error map"""
     I, L, mask = load_fixture("ball")
     _, _, N = oracle(I, L)
     h, w = I.shape[1:]
