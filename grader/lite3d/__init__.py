@@ -7,11 +7,13 @@ Conventions are pytorch3d's and are stated in cameras.py and transforms.py.
 from .cameras import (CamerasBase, FoVPerspectiveCameras, PerspectiveCameras, camera_position_from_spherical_angles,
                       look_at_rotation, look_at_view_transform, ndc_grid)
 from . import pytorch3d_names
+from .utils import ico_sphere
+from .structures import Meshes, Pointclouds, TexturesVertex
 from .transforms import (Rotate, Transform3d, Translate, axis_angle_to_matrix, euler_angles_to_matrix,
                          matrix_to_quaternion, quaternion_to_matrix)
 
 __all__ = [
     "CamerasBase", "FoVPerspectiveCameras", "PerspectiveCameras", "camera_position_from_spherical_angles",
     "look_at_rotation", "look_at_view_transform", "ndc_grid", "Rotate", "Transform3d", "Translate",
-    "axis_angle_to_matrix", "euler_angles_to_matrix", "matrix_to_quaternion", "quaternion_to_matrix",
+    "Meshes", "Pointclouds", "TexturesVertex", "ico_sphere", "axis_angle_to_matrix", "euler_angles_to_matrix", "matrix_to_quaternion", "quaternion_to_matrix",
 ]

@@ -5,7 +5,7 @@ graded on its geometry still loads."""
 
 MODULES: dict[str, tuple[str, ...]] = {
     "pytorch3d": (),
-    "pytorch3d.renderer": ("cameras", "transforms"),
+    "pytorch3d.renderer": ("cameras", "transforms", "structures"),
     "pytorch3d.renderer.cameras": ("cameras",),
     "pytorch3d.transforms": ("transforms",),
     "pytorch3d.structures": ("structures",),
