@@ -229,7 +229,7 @@ class PerspectiveCameras(CamerasBase):
         return Transform3d(m)
 
     def unproject_points(self, xy_depth: torch.Tensor, world_coordinates: bool = True, scaled_depth_input: bool = False,
-                         from_ndc: bool = False) -> torch.Tensor:
+                         from_ndc: bool = False, **kwargs) -> torch.Tensor:
         """(..., 3) image points (x, y, depth): x, y in the camera's space (NDC, or pixels for a screen-space
         camera unless from_ndc=True), depth the view-space Z. Returns world points (or view points)."""
         pts = _as_tensor(xy_depth, torch.float32, self.device)
@@ -280,7 +280,7 @@ class FoVPerspectiveCameras(CamerasBase):
         return Transform3d(m)
 
     def unproject_points(self, xy_depth: torch.Tensor, world_coordinates: bool = True, scaled_depth_input: bool = False,
-                         from_ndc: bool = False) -> torch.Tensor:
+                         from_ndc: bool = False, **kwargs) -> torch.Tensor:
         pts = _as_tensor(xy_depth, torch.float32, self.device)
         xy, depth = pts[..., :2], pts[..., 2:3]
         if scaled_depth_input:
