@@ -7,6 +7,8 @@ Conventions are pytorch3d's and are stated in cameras.py and transforms.py.
 from .cameras import (CamerasBase, FoVPerspectiveCameras, PerspectiveCameras, camera_position_from_spherical_angles,
                       look_at_rotation, look_at_view_transform, ndc_grid)
 from . import pytorch3d_names
+from .loss import mesh_laplacian_smoothing
+from .ops import knn_gather, knn_points, sample_points_from_meshes
 from .utils import ico_sphere
 from .structures import Meshes, Pointclouds, TexturesVertex
 from .transforms import (Rotate, Transform3d, Translate, axis_angle_to_matrix, euler_angles_to_matrix,
@@ -16,4 +18,5 @@ __all__ = [
     "CamerasBase", "FoVPerspectiveCameras", "PerspectiveCameras", "camera_position_from_spherical_angles",
     "look_at_rotation", "look_at_view_transform", "ndc_grid", "Rotate", "Transform3d", "Translate",
     "Meshes", "Pointclouds", "TexturesVertex", "ico_sphere", "axis_angle_to_matrix", "euler_angles_to_matrix", "matrix_to_quaternion", "quaternion_to_matrix",
+    "knn_gather", "knn_points", "sample_points_from_meshes", "mesh_laplacian_smoothing",
 ]
