@@ -59,16 +59,18 @@ def load_checks(hidden_dir: Path) -> list[Check]:
 
     Two idioms, freely mixed: functions decorated with @check(...), and pytest tests (`test_*` functions
     taking `student`, marked `@pytest.mark.item("1.1", weight=2, timeout=30, module="m")`, optionally
-    `@pytest.mark.parametrize(...)`). Plain asserts are rewritten as pytest does, so a failing one says
-    what the values were."""
+    `@pytest.mark.parametrize(...)`, taking the module's own `@pytest.fixture` functions besides
+    `student`, or `@given(...)` from hypothesis). Plain asserts are rewritten as pytest does, so a failing
+    one says what the values were."""
     found: list[Check] = []
     for path in sorted(hidden_dir.glob("check_*.py")):
         module = _import_rewritten(path, f"_hidden_{hidden_dir.parent.name}_{path.stem}")
+        fixtures = _fixtures(module, path)
         for name, value in list(vars(module).items()):
             if callable(value) and hasattr(value, "__check__"):
                 found.append(value.__check__)
             elif callable(value) and name.startswith("test") and _item_mark(value) is not None:
-                found += _pytest_checks(value)
+                found += _pytest_checks(value, fixtures, path)
     return found
 
 
@@ -110,10 +112,8 @@ def _item_mark(fn: Any) -> Any:
     return next((m for m in _marks(fn) if m.name == "item"), None)
 
 
-def _pytest_checks(fn: Callable) -> list[Check]:
+def _pytest_checks(fn: Callable, fixtures: dict[str, "_Fixture"] | None = None, path: Path | None = None) -> list[Check]:
     """Checks from one pytest-idiom test: one per parameter set of its parametrize marks."""
-    import functools
-
     mark = _item_mark(fn)
     item = str(mark.args[0]) if mark.args else str(mark.kwargs["id"])
     opts = {k: mark.kwargs[k] for k in ("weight", "timeout", "module", "budget") if k in mark.kwargs}
@@ -130,20 +130,149 @@ def _pytest_checks(fn: Callable) -> list[Check]:
                 case_id = str(ids[n]) if ids is not None else "-".join(map(str, row))[:40]
                 expanded.append((f"{label}-{case_id}" if label else case_id, {**bound, **dict(zip(names, row))}))
         cases = expanded
+    grading_settings(fn)
+    fixtures = fixtures or {}
+    params = _parameters(fn)
+    where = f"{path or fn.__code__.co_filename}: {fn.__name__}"
+    for name in params:
+        if name != "student" and name not in fixtures and not all(name in bound for _, bound in cases):
+            raise ValueError(f"{where} takes {name!r}, which is neither `student`, a parameter of its parametrize "
+                             f"marks nor a @pytest.fixture of the same file")
     checks = []
     for label, bound in cases:
         checks.append(Check(item, f"{title} [{label}]" if label else title, float(opts.get("weight", 1.0)),
-                            _bind(fn, bound), float(opts.get("timeout", 30.0)),
+                            _bind(fn, bound, fixtures, params), float(opts.get("timeout", 30.0)),
                             str(opts.get("module", "")), float(opts.get("budget", 0.0))))
     return checks
 
 
-def _bind(fn: Callable, bound: dict[str, Any]) -> Callable[["Student"], None]:
+def grading_settings(fn: Any) -> None:
+    """A hypothesis test (`@given`) runs as every grading run must, under pytest and in the batch alike:
+    derandomized (the same examples for every submission, every run), with no example database (nothing
+    written, nothing replayed from an earlier submission), no deadline (a sandbox round trip's time
+    depends on the machine's load, not on the student), one failure reported (the shrunk example), and
+    no health-check complaint about the function-scoped `student` fixture. Settings the test gives
+    itself are kept otherwise (max_examples, phases, ...)."""
+    if not getattr(fn, "is_hypothesis_test", False):
+        return
+    from hypothesis import HealthCheck, settings
+
+    current = getattr(fn, "_hypothesis_internal_use_settings", None) or settings.default
+    suppressed = set(current.suppress_health_check) | {HealthCheck.function_scoped_fixture, HealthCheck.differing_executors}
+    fn._hypothesis_internal_use_settings = settings(current, derandomize=True, database=None, deadline=None,
+                                                    report_multiple_bugs=False, suppress_health_check=list(suppressed))
+
+
+@dataclass(frozen=True)
+class _Fixture:
+    """A module-level `@pytest.fixture` of a hidden file, as the batch grader runs it (function scope)."""
+
+    name: str
+    fn: Callable
+    params: tuple[str, ...]
+    autouse: bool
+
+
+def _fixtures(module: Any, path: Path) -> dict[str, _Fixture]:
+    """The `@pytest.fixture` functions a hidden file defines. Only what the batch can give the same
+    meaning as pytest: function scope, no `params`; anything else is an error naming the fixture."""
+    found: dict[str, _Fixture] = {}
+    for attr, value in vars(module).items():
+        marker = getattr(value, "_fixture_function_marker", None) or getattr(value, "_pytestfixturefunction", None)
+        if marker is None:
+            continue
+        fn = value._get_wrapped_function() if hasattr(value, "_get_wrapped_function") else getattr(value, "__wrapped__", value)
+        name = getattr(marker, "name", None) or attr
+        if getattr(marker, "scope", "function") != "function":
+            raise ValueError(f"{path}: fixture {name!r} has scope={marker.scope!r}; hidden files may define "
+                             "function-scoped fixtures only (each check runs on its own)")
+        if getattr(marker, "params", None):
+            raise ValueError(f"{path}: fixture {name!r} has params; use @pytest.mark.parametrize on the test instead")
+        found[name] = _Fixture(name, fn, tuple(_parameters(fn)), bool(getattr(marker, "autouse", False)))
+    for fx in found.values():
+        for name in fx.params:
+            if name != "student" and name not in found:
+                raise ValueError(f"{path}: fixture {fx.name!r} takes {name!r}, which is neither `student` nor a "
+                                 "@pytest.fixture of the same file")
+    return found
+
+
+def _parameters(fn: Callable) -> list[str]:
+    import inspect
+
+    return [n for n, p in inspect.signature(fn).parameters.items()
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+
+
+def _bind(fn: Callable, bound: dict[str, Any], fixtures: dict[str, _Fixture] | None = None,
+          params: list[str] | None = None) -> Callable[["Student"], None]:
+    fixtures = fixtures or {}
+    params = _parameters(fn) if params is None else params
+    wanted = [f.name for f in fixtures.values() if f.autouse] + [n for n in params if n not in bound]
+
     def run(student: "Student") -> None:
-        fn(student=student, **bound)
+        with _FixtureScope(fixtures, student) as scope:
+            values = {name: scope.value(name) for name in wanted}
+            try:
+                fn(**{n: values[n] for n in params if n not in bound}, **bound)
+            except BaseExceptionGroup as group:  # hypothesis (flaky, several bugs): the first failure is the verdict
+                raise _first_leaf(group) from None
 
     run.__wrapped__ = fn  # type: ignore[attr-defined]  # where the check's source is (feedback, item keys)
     return run
+
+
+def _first_leaf(group: BaseExceptionGroup) -> BaseException:
+    first = group.exceptions[0]
+    return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
+
+
+class _FixtureScope:
+    """Fixture values for one check: each set up once, on first request; yield fixtures torn down in
+    reverse order when the check ends, passed or failed (a teardown's error fails a check that passed)."""
+
+    def __init__(self, fixtures: dict[str, _Fixture], student: "Student") -> None:
+        self.fixtures, self.values = fixtures, {"student": student}
+        self.open: list[tuple[str, Any]] = []
+        self.pending: list[str] = []
+
+    def value(self, name: str) -> Any:
+        import inspect
+
+        if name in self.values:
+            return self.values[name]
+        if name in self.pending:
+            raise ValueError(f"fixtures depend on each other in a loop: {' -> '.join(self.pending + [name])}")
+        fx = self.fixtures[name]
+        self.pending.append(name)
+        try:
+            result = fx.fn(**{p: self.value(p) for p in fx.params})
+            if inspect.isgenerator(result):
+                self.open.append((name, result))
+                result = next(result)
+        finally:
+            self.pending.pop()
+        self.values[name] = result
+        return result
+
+    def __enter__(self) -> "_FixtureScope":
+        return self
+
+    def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> bool:
+        error: BaseException | None = None
+        for name, gen in reversed(self.open):
+            try:
+                next(gen)
+            except StopIteration:
+                continue
+            except BaseException as problem:  # noqa: BLE001 - reported below unless the check already failed
+                error = error or problem
+            else:
+                error = error or ValueError(f"fixture {name!r} yields more than once")
+        self.open.clear()
+        if error is not None and exc is None:
+            raise error
+        return False
 
 
 def source_file(chk: Check) -> str:

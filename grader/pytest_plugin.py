@@ -4,7 +4,8 @@
     pytest -p grader.pytest_plugin solutions/<id>/hidden --submission x.zip   # a zip, folder, .py or notebook
 
 Both idioms of hidden test files (`check_*.py`) are collected: functions decorated with @check and
-pytest tests (`test_*(student)` marked `@pytest.mark.item(...)`, with parametrize and plain asserts).
+pytest tests (`test_*(student)` marked `@pytest.mark.item(...)`, with parametrize, plain asserts, the
+file's own function-scoped fixtures and hypothesis's @given, as the batch grader runs them).
 The `student` fixture is the same proxy the batch grader gives checks: the submission runs in the same
 sandbox (bubblewrap when available), one worker per test session, restarted after a timeout or crash.
 NeedsReview shows as a skip with its reason. The verdict is pytest's; marks come from `grade`/`check`.
@@ -20,7 +21,7 @@ import pytest
 
 from . import answers as answers_mod
 from . import intake, spec
-from .checks import NeedsReview, Student
+from .checks import NeedsReview, Student, grading_settings
 from .sandbox import Limits, Sandbox, detect_mode, scratch_dir
 
 SKIP = {"hidden", "public_tests", "tests", "rubric.toml", "__pycache__"}
@@ -53,6 +54,14 @@ def pytest_pycollect_makeitem(collector: Any, name: str, obj: Any) -> Any:
     if callable(obj) and hasattr(obj, "__check__") and not name.startswith("test"):
         return pytest.Function.from_parent(collector, name=name)
     return None
+
+
+def pytest_collection_modifyitems(items: list) -> None:
+    """Hypothesis tests of hidden files run with the batch grader's settings (derandomized, no database,
+    no deadline): the same examples, and so the same verdict, under pytest as in `grade`."""
+    for item in items:
+        if _assignment_folder(Path(item.path)) is not None and getattr(item, "obj", None) is not None:
+            grading_settings(getattr(item.obj, "__func__", item.obj))
 
 
 @pytest.hookimpl(wrapper=True)
