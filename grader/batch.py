@@ -33,6 +33,7 @@ from .forkserver import ForkedSandbox, Slot, self_test
 from .runner import Outcome, run_checks
 from .sandbox import Limits, SandboxUnavailable, detect_mode, scratch_dir, sweep_leftovers
 from .scoring import final_mark, score_items
+from .settings import RunSettings, apply_lateness, check_times
 from .spec import ROOT, Assignment
 
 GRADER_DIR = Path(__file__).resolve().parent
@@ -77,6 +78,7 @@ class Options:
     progress: bool | None = None  # a progress bar (default: when stderr is a terminal)
     fork_server: bool = True  # bwrap mode: one long-lived sandbox per job forks a worker per submission
     calibrate: bool = True  # time limits from the reference solution's timings on this machine (grader/calibration.py)
+    settings: Any = None  # grader.settings.RunSettings of a class run (times, deadline, extensions kept in out/)
 
 
 @dataclass
@@ -175,9 +177,9 @@ class GraderFault(Exception):
 
 
 def grade_folder(assignment: Assignment, folder: Path, opts: Options, log: Callable[[str], None] = print) -> list[dict[str, Any]]:
-    zips = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() == ".zip")
+    zips, ignored = intake.collect(folder, exclude=opts.out)
     if not zips:
-        raise ValueError(f"no .zip files in {folder}")
+        raise ValueError(f"no .zip files in {folder} or its subfolders")
     unknown = opts.only - {i.id for i in assignment.items}
     if unknown:
         raise ValueError(f"--only names no item of {assignment.id}: {', '.join(sorted(unknown))}")
@@ -188,7 +190,13 @@ def grade_folder(assignment: Assignment, folder: Path, opts: Options, log: Calla
     for stale in sweep_leftovers():
         log(f"removed the leftovers of a grader that was killed: {stale}")
     subs = [intake.identify(z, assignment) for z in zips]
-    subs = _dedupe_ids(subs, opts.times, log)
+    if len(subs) >= 2 and all(s.status == "naming_error" for s in subs):
+        raise ValueError(f"none of the {len(subs)} zips in {folder} follows the naming rule of {assignment.id} "
+                         f"(e.g. {assignment.naming_example}): is --assignment right? Known assignments: "
+                         + ", ".join(available_ids()))
+    every = list(subs)
+    subs = _dedupe_ids(subs, opts.settings.times if opts.settings is not None else opts.times, log)
+    _write_intake(opts.out, folder, every, subs, ignored, log)
     use_slots = opts.fork_server and mode == "bwrap"
     idle: list[Slot] = []
     if use_slots and _likely_work(subs, opts):  # the zygotes import torch while this process loads the checks
@@ -227,10 +235,11 @@ def grade_folder(assignment: Assignment, folder: Path, opts: Options, log: Calla
     for problem in problems:
         log(f"WARNING: {problem}")
 
+    run = opts.settings or RunSettings(deadline=opts.deadline, times=opts.times)
+    if opts.settings is not None:
+        check_times(subs, run, assignment, log)
     for sub in subs:
-        when = (opts.times or {}).get(sub.zip_path.name) or (opts.times or {}).get(sub.student_id)
-        sub.submitted_at = when.isoformat() if when else ""
-        sub.late_days = intake.late_days(when, opts.deadline or assignment.late.deadline)
+        apply_lateness(sub, run, assignment)
 
     records: list[dict[str, Any]] = [None] * len(subs)  # type: ignore[list-item]
     started = time.monotonic()
@@ -273,9 +282,17 @@ def grade_folder(assignment: Assignment, folder: Path, opts: Options, log: Calla
         raise GraderFault(f"{faults[0]}. The grader stopped after {done} of {len(subs)} submission(s); no student "
                           "was charged for this, the gradebook was not rewritten, and the next run grades the rest.")
     reused = sum(1 for r in records if r.pop("_reused", False))
+    known = {r["student_id"] for r in records}
+    for r in records:
+        for warning in r.get("staff_warnings", []):
+            log(f"WARNING: {marks_path.name}, student {r['student_id']}: {warning}")
+    for (sid, item), mark in sorted(ctx.manual_marks.items(), key=lambda kv: kv[1].line):
+        if sid not in known:
+            log(f"WARNING: {marks_path.name} line {mark.line}: student id {sid!r} has no submission in this run; "
+                f"its mark for {item} is not used (a typo in the id?)")
     gradebook.write(opts.out / "gradebook.csv", assignment, records)
+    added = manual.update_template(marks_path, assignment, records)  # the header at least: TAs override any mark there
     if any(i.kind == "manual" for i in assignment.items) or any(r.get("needs_review") for r in records):
-        added = manual.update_template(marks_path, assignment, records)
         report.write_atomic(opts.out / "review.md", manual.review_sheet(assignment, records, ctx.manual_marks))
         if added:
             log(f"manual items: {added} row(s) to mark in {marks_path} (read {opts.out / 'review.md'})")
@@ -370,12 +387,51 @@ def _dedupe_ids(subs: list[intake.Submission], times: dict[str, datetime] | None
             how = "file time"
         latest = group[order[-1]]
         earlier = [group[i] for i in order[:-1]]
+        names = {s.name.strip().lower() for s in group if s.name.strip()}
+        if len(names) > 1:  # one id, several names: a typo in an id, or two students; a TA must look
+            flag = (f"student id {sid} appears on zips with different names ({', '.join(sorted(s.name for s in group))}): "
+                    "check that the latest one is this student's")
+            latest.flags.append(flag)
+            log(f"WARNING: {flag}")
         latest.notes.append(f"{len(earlier)} earlier zip(s) of this student id were superseded by this one (latest by {how}): "
                             + ", ".join(sub.zip_path.name for sub in earlier))
         for sub in earlier:
             superseded.add(id(sub))
             log(f"{sub.zip_path.name}: superseded by {latest.zip_path.name} (same student id {sid}, later by {how}); not graded")
     return [sub for sub in subs if id(sub) not in superseded]
+
+
+def _write_intake(out: Path, folder: Path, every: list[intake.Submission], kept: list[intake.Submission],
+                  ignored: list[tuple[Path, str]], log: Callable[[str], None]) -> None:
+    """out/intake.csv: every file of the submissions folder and what became of it."""
+    import csv
+    import io
+
+    graded = {id(s) for s in kept}
+    latest = {s.student_id: s for s in kept}
+    rows = []
+    for s in every:
+        if id(s) in graded:
+            rows.append((s.zip_path, s.student_id, "naming_error" if s.status == "naming_error" else "graded", s.reason))
+        else:
+            rows.append((s.zip_path, s.student_id, "superseded",
+                         f"an earlier submission of {s.student_id}; {latest[s.student_id].zip_path.name} is graded"))
+    rows += [(p, "", "not graded", why) for p, why in ignored]
+    for p, why in ignored:
+        log(f"not graded: {p.relative_to(folder)}: {why}")
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["file", "student_id", "outcome", "why"])
+    for p, sid, outcome, why in sorted(rows, key=lambda r: str(r[0])):
+        writer.writerow([report.csv_cell(str(p.relative_to(folder))), report.csv_cell(sid), outcome, report.csv_cell(why)])
+    out.mkdir(parents=True, exist_ok=True)
+    report.write_atomic(out / "intake.csv", buf.getvalue())
+
+
+def available_ids() -> list[str]:
+    from .spec import available
+
+    return available()
 
 
 def _mtime(path: Path) -> float:
@@ -486,11 +542,14 @@ def _grade_one(sub: intake.Submission, ctx: Context, opts: Options, slot: Slot |
     record = {
         "student_id": sub.student_id, "name": sub.name, "zip": sub.zip_path.name, "status": status, "reason": reason,
         "intake_status": sub.status, "intake_reason": sub.reason,
-        "notes": sub.notes, "items": {s.item.id: s.score for s in scores}, "total": total,
+        "notes": sub.notes, "flags": sub.flags, "items": {s.item.id: s.score for s in scores}, "total": total,
         "pending_manual": pending,
         "needs_review": review,
-        "late_days": sub.late_days, "submitted_at": sub.submitted_at,
-        "final": final_mark(assignment, total, sub.late_days) if graded else 0.0,
+        "overrides": {s.item.id: {"automatic": s.automatic, "ta": s.score, "reason": s.comment}
+                      for s in scores if s.state == "overridden"},
+        "staff_warnings": [f"{s.item.id}: {s.note}" for s in scores if s.note],
+        "late_days": sub.late_days, "late_days_charged": sub.charged_days, "submitted_at": sub.submitted_at,
+        "final": final_mark(assignment, total, sub.late_days, sub.charged_days) if graded else 0.0,
         "seconds": seconds,
         "outcomes": [o.to_dict() for o in outcomes],
         "answers": answers, "answer_sources": sources,

@@ -22,7 +22,10 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--assignment", required=True, help=f"one of: {', '.join(spec.available())}")
     g.add_argument("--out", type=Path, default=Path("out"), help="output folder (default: out)")
     g.add_argument("--deadline", help="ISO 8601 deadline, overriding the rubric's (e.g. 2023-03-30T00:00:00+08:00)")
-    g.add_argument("--times", type=Path, help="CSV of submission times: columns file (or student_id), submitted_at")
+    g.add_argument("--times", type=Path, help="CSV of submission times: columns file (or student_id), submitted_at; "
+                                              "kept in OUT/settings/ and reused by later runs into the same --out")
+    g.add_argument("--extensions", type=Path, help="CSV of per-student deadline extensions and late-day budgets: "
+                                                   "student_id, extension_days, late_budget_days, reason (kept like --times)")
     g.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="submissions graded at once (default: cores)")
     g.add_argument("--timeout-scale", type=float, default=1.0, help="multiply every time limit (slow machines)")
     g.add_argument("--force", action="store_true", help="regrade even when a matching result exists")
@@ -118,22 +121,30 @@ def _check(args: argparse.Namespace) -> int:
 
 def _grade(args: argparse.Namespace) -> int:
     assignment = spec.load(args.assignment)
-    if not args.submissions.is_dir():
-        raise ValueError(f"{args.submissions} is not a folder of zips")
+    folder = args.submissions
+    if folder.is_file() and folder.suffix.lower() == ".zip":  # an LMS's bulk download in one zip
+        if args.out.exists() and not args.out.is_dir():
+            raise ValueError(f"--out {args.out} is a file; give a folder (it holds the gradebook, feedback and results)")
+        folder = intake.unpack_download(folder, args.out / "download")
+        print(f"unpacked the download {args.submissions} into {folder}", file=sys.stderr)
+    elif not folder.is_dir():
+        raise ValueError(f"{args.submissions} is not a folder of zips (nor one zip of an LMS's bulk download)")
     from .sandbox import Limits
 
     base = Limits()
     limits = Limits(cpu_seconds=max(10, int(base.cpu_seconds * args.timeout_scale)))
+    from . import settings as run_settings
+
+    log = lambda m: print(m, file=sys.stderr)  # noqa: E731
+    kept = run_settings.resolve(args.out, assignment, args.times, args.deadline, args.extensions, log)
     opts = batch.Options(
-        out=args.out, jobs=max(1, args.jobs),
-        deadline=datetime.fromisoformat(args.deadline) if args.deadline else None,
-        times=intake.read_times(args.times) if args.times else None,
+        out=args.out, jobs=max(1, args.jobs), deadline=kept.deadline, times=kept.times, settings=kept,
         limits=limits, mode=args.sandbox, force=args.force, timeout_scale=args.timeout_scale,
         threads=max(1, (os.cpu_count() or 1) // max(1, args.jobs)), only=frozenset(args.only), progress=args.progress,
         fork_server=args.fork_server, calibrate=args.calibrate,
     )
     try:
-        records = batch.grade_folder(assignment, args.submissions, opts, log=lambda m: print(m, file=sys.stderr))
+        records = batch.grade_folder(assignment, folder, opts, log=log)
     except batch.GraderFault as exc:  # the machine failed, not a student: stop loudly, write no zeros
         print(f"error: the sandbox failed, grading stopped: {exc}", file=sys.stderr)
         return 3
@@ -141,3 +152,4 @@ def _grade(args: argparse.Namespace) -> int:
     print(f"\nGradebook: {args.out / 'gradebook.csv'}; feedback: {args.out / 'feedback'}/; "
           f"Gradescope results: {args.out / 'results'}/")
     return 0
+

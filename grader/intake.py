@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import math
 import re
 import shutil
 import stat
 import zipfile
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone, tzinfo
 from pathlib import Path, PurePosixPath
 
 from .spec import Assignment
@@ -37,10 +38,12 @@ class Submission:
     sha256: str
     status: str = "ok"
     reason: str = ""
-    late_days: int = 0
+    late_days: int = 0  # after the student's extension
+    charged_days: int = 0  # late days that cost marks: after the student's late-day budget
     submitted_at: str = ""
     module_files: dict[str, str] = field(default_factory=dict)  # module -> path inside the box
     notes: list[str] = field(default_factory=list)
+    flags: list[str] = field(default_factory=list)  # for a TA to look at (one id on zips with different names)
     answers: dict[str, str] = field(default_factory=dict)  # item id -> written answer, read before any code runs
 
 
@@ -52,12 +55,38 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+# An LMS's bulk download renames each file: Canvas prefixes `<name>_[late_]<user id>_<submission id>_` and
+# numbers resubmissions `<original>-1.zip`. The naming rule applies to the name the student gave.
+CANVAS_PREFIX = re.compile(r"^[A-Za-z0-9-]+_(?:late_|LATE_)?\d+_\d+_(?P<original>.+)$")
+RESUBMITTED = re.compile(r"^(?P<stem>.+)-\d{1,3}(?P<ext>\.zip)$", re.I)
+
+
+def original_names(name: str) -> list[str]:
+    """The zip's name, then what it was before an LMS renamed it (Canvas prefix, resubmission number, case)."""
+    names = [name]
+    m = CANVAS_PREFIX.match(name)
+    if m:
+        names.append(m["original"])
+    for n in list(names):
+        r = RESUBMITTED.match(n)
+        if r:
+            names.append(r["stem"] + r["ext"])
+    for n in list(names):
+        if n[-4:] != ".zip" and n[-4:].lower() == ".zip":
+            names.append(n[:-4] + ".zip")
+    return list(dict.fromkeys(names))
+
+
 def identify(zip_path: Path, assignment: Assignment) -> Submission:
     """Apply the naming rule. A wrong name keeps a row (id from the file name) with naming_error."""
     sha = sha256_file(zip_path)
-    match = assignment.naming_pattern.match(zip_path.name)
-    if match:
-        return Submission(zip_path, match["student_id"], match["name"].replace("_", " "), sha)
+    for name in original_names(zip_path.name):
+        match = assignment.naming_pattern.match(name)
+        if match:
+            sub = Submission(zip_path, match["student_id"], match["name"].replace("_", " "), sha)
+            if name != zip_path.name:
+                sub.notes.append(f"named {name!r} by the student (the download renamed it {zip_path.name!r})")
+            return sub
     fallback = re.sub(r"[^A-Za-z0-9_.-]", "_", zip_path.stem)[:80] or "unnamed"
     sub = Submission(zip_path, f"misnamed-{fallback}", "", sha)
     sub.status = "naming_error"
@@ -67,8 +96,31 @@ def identify(zip_path: Path, assignment: Assignment) -> Submission:
 
 def extract(sub: Submission, assignment: Assignment, box: Path) -> None:
     """Safely unpack into `box` and find the assignment's modules; raises IntakeError."""
+    _unpack(sub.zip_path, box)
+    inner = [p for p in box.rglob("*") if p.is_file()]
+    if len(inner) == 1 and inner[0].suffix.lower() == ".zip":  # a zip inside the zip: unpack it too (once)
+        nested = inner[0]
+        data = io.BytesIO(nested.read_bytes())  # bounded: it was one member of the outer zip
+        nested.unlink()
+        _unpack(data, box)
+        sub.notes.append(f"the zip held one zip ({nested.name}); its files were graded")
+    sub.module_files = find_modules(box, assignment)
+    if not sub.module_files:
+        wanted = ", ".join(f"{m}.py" for m in assignment.modules)
+        single = (f", or one file matching {assignment.single_file_pattern.pattern}"
+                  if assignment.single_file_pattern.pattern not in ("", "^$") else "")
+        raise IntakeError("missing_files", f"no Python file or notebook for this assignment found (expected {wanted}, "
+                                           f"the same names as .ipynb{single})")
+    _add_given(box, assignment, sub)
+    missing = [m for m in assignment.modules if m not in sub.module_files]
+    if missing:
+        sub.notes.append("no file found for: " + ", ".join(f"{m}.py (or {m}.ipynb)" for m in missing))
+
+
+def _unpack(zip_path: Path | io.BytesIO, box: Path) -> None:
+    """Unpack one zip into `box` with every safety check; raises IntakeError."""
     try:
-        archive = zipfile.ZipFile(sub.zip_path)
+        archive = zipfile.ZipFile(zip_path)
     except (zipfile.BadZipFile, OSError, ValueError) as exc:  # ValueError: undecodable member names
         raise IntakeError("bad_zip", f"not a readable zip file ({type(exc).__name__}: {exc})") from None
     with archive:
@@ -95,17 +147,6 @@ def extract(sub: Submission, assignment: Assignment, box: Path) -> None:
                 target.write_bytes(data)
             except OSError as exc:
                 raise IntakeError("bad_zip", f"{m.filename!r} clashes with another entry of the zip ({type(exc).__name__})") from None
-    sub.module_files = find_modules(box, assignment)
-    if not sub.module_files:
-        wanted = ", ".join(f"{m}.py" for m in assignment.modules)
-        single = (f", or one file matching {assignment.single_file_pattern.pattern}"
-                  if assignment.single_file_pattern.pattern not in ("", "^$") else "")
-        raise IntakeError("missing_files", f"no Python file or notebook for this assignment found (expected {wanted}, "
-                                           f"the same names as .ipynb{single})")
-    _add_given(box, assignment, sub)
-    missing = [m for m in assignment.modules if m not in sub.module_files]
-    if missing:
-        sub.notes.append("no file found for: " + ", ".join(f"{m}.py (or {m}.ipynb)" for m in missing))
 
 
 def _add_given(box: Path, assignment: Assignment, sub: Submission) -> None:
@@ -125,6 +166,56 @@ def _add_given(box: Path, assignment: Assignment, sub: Submission) -> None:
         added.append(name)
     if added:
         sub.notes.append("the course's given files were used where the zip had none: " + ", ".join(added))
+
+
+def collect(folder: Path, exclude: Path | None = None) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """Every zip under `folder` (any depth, `.zip` in any case: an LMS's folder per student), in a stable
+    order, and every other file with why it is not graded. `exclude`: the run's output folder."""
+    zips: list[Path] = []
+    ignored: list[tuple[Path, str]] = []
+    skip = exclude.resolve() if exclude is not None else None
+    if skip is not None and (skip == folder.resolve() or skip in folder.resolve().parents):
+        skip = None  # the folder is inside the output folder (an unpacked download): nothing to leave out
+    for path in sorted(folder.rglob("*")):
+        rel = path.relative_to(folder)
+        if skip is not None and (path.resolve() == skip or skip in path.resolve().parents):
+            continue
+        if not path.is_file() or IGNORED.search(str(rel).replace("\\", "/")):
+            continue
+        if path.is_symlink():
+            ignored.append((path, "a symbolic link, not a file"))
+        elif path.suffix.lower() == ".zip":
+            zips.append(path)
+        elif path.name in ("times.csv", "extensions.csv", "manual_marks.csv"):
+            ignored.append((path, "a settings file (give it with --times / --extensions)"))
+        else:
+            ignored.append((path, "not a .zip file: only zips are graded"))
+    return zips, ignored
+
+
+def unpack_download(download: Path, dest: Path) -> Path:
+    """An LMS's one-zip bulk download (Moodle's "Download all submissions", Canvas's submissions.zip),
+    unpacked once into `dest` (redone when the download changes); returns the folder to grade."""
+    digest = sha256_file(download)
+    marker = dest / ".download-sha256"
+    if marker.is_file() and marker.read_text().strip() == digest:
+        return dest
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    try:
+        with zipfile.ZipFile(download) as archive:
+            for m in archive.infolist():
+                if m.is_dir() or IGNORED.search(m.filename):
+                    continue
+                target = dest / _safe_name(m)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with archive.open(m) as src, open(target, "wb") as dst:
+                    shutil.copyfileobj(src, dst, 1 << 20)
+    except (zipfile.BadZipFile, OSError, ValueError, IntakeError) as exc:
+        raise ValueError(f"{download}: cannot unpack this download ({exc})") from None
+    marker.write_text(digest + "\n")
+    return dest
 
 
 def _safe_name(member: zipfile.ZipInfo) -> PurePosixPath:
@@ -172,9 +263,15 @@ def find_modules(box: Path, assignment: Assignment) -> dict[str, str]:
 
 
 # -- lateness ------------------------------------------------------------------------------------
-def read_times(path: Path) -> dict[str, datetime]:
-    """CSV with a `submitted_at` column (ISO 8601) and a `file` (zip name) or `student_id` column."""
-    times: dict[str, datetime] = {}
+def read_times(path: Path, tz: tzinfo | None = None) -> dict[str, datetime]:
+    """CSV with a `submitted_at` column (ISO 8601) and a `file` (zip name) or `student_id` column.
+    A time without a timezone is in `tz` (the deadline's), else UTC. A bad time names the file and line."""
+    return {key: when for key, (when, _line) in read_times_lines(path, tz).items()}
+
+
+def read_times_lines(path: Path, tz: tzinfo | None = None) -> dict[str, tuple[datetime, int]]:
+    """read_times, with the CSV line each time came from (for reports on zips it names that do not exist)."""
+    times: dict[str, tuple[datetime, int]] = {}
     with open(path, newline="", encoding="utf-8-sig") as fh:  # Excel writes a byte-order mark
         reader = csv.DictReader(fh)
         if not {"submitted_at"} <= set(reader.fieldnames or ()) or not {"file", "student_id"} & set(reader.fieldnames or ()):
@@ -183,12 +280,17 @@ def read_times(path: Path) -> dict[str, datetime]:
             key = (row.get("file") or row.get("student_id") or "").strip()
             when = (row.get("submitted_at") or "").strip()
             if key and when:
-                times[key] = _aware(datetime.fromisoformat(when))
+                try:
+                    parsed = datetime.fromisoformat(when.replace(" UTC", "+00:00").replace("Z", "+00:00"))
+                except ValueError:
+                    raise ValueError(f"{path} line {reader.line_num}: submitted_at {when!r} is not an ISO 8601 time "
+                                     "(e.g. 2023-03-29T23:15:00+08:00)") from None
+                times[key] = (_aware(parsed, tz), reader.line_num)
     return times
 
 
-def _aware(when: datetime) -> datetime:
-    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+def _aware(when: datetime, tz: tzinfo | None = None) -> datetime:
+    return when if when.tzinfo else when.replace(tzinfo=tz or timezone.utc)
 
 
 def late_days(submitted: datetime | None, deadline: datetime | None) -> int:

@@ -6,13 +6,15 @@
 A TA fills `marks` (a number from 0 to the item's maximum) and optionally `comment`; the next `grade`
 merges them into the gradebook and feedback without rerunning any student code. Rows the TA wrote
 are never rewritten; rows for new submissions are appended. A bad cell is reported and left pending.
+A TA may also add a row for an automatic item (a regrade request): it overrides the checks' mark only
+with a reason in `comment`; the automatic mark and the reason are kept in the result and the feedback.
 """
 from __future__ import annotations
 
 import csv
 import io
 import textwrap
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,7 @@ FIELDS = ["student_id", "item", "marks", "comment"]
 class ManualMark:
     marks: float
     comment: str = ""
+    line: int = field(default=0, compare=False)  # in manual_marks.csv
 
 
 def read_marks(path: Path, assignment: Assignment) -> tuple[dict[tuple[str, str], ManualMark], list[str]]:
@@ -59,7 +62,7 @@ def read_marks(path: Path, assignment: Assignment) -> tuple[dict[tuple[str, str]
         if (sid, item) in marks:
             problems.append(f"{where}: a second mark for the same student and item; the first one is kept")
             continue
-        marks[(sid, item)] = ManualMark(value, (row.get("comment") or "").strip())
+        marks[(sid, item)] = ManualMark(value, (row.get("comment") or "").strip(), line)
     return marks, problems
 
 

@@ -111,6 +111,10 @@ def _item_text(s: ItemScore) -> str:
         return f"needs review by a TA (the grader could not decide it automatically: {why})"
     if s.state == "ta_marked":
         return "marked by a TA" + (f": {s.comment}" if s.comment else "")
+    if s.state == "overridden":
+        checks = "\n".join(f"[{'PASS' if o.passed else o.status.upper()}] {o.name}" for o in s.outcomes)
+        return (f"the automatic mark {s.automatic:g} was changed by a TA to {s.score:g}: {s.comment}"
+                + (f"\n{checks}" if checks else ""))
     if s.state == "not_built":
         return "not graded yet (no automatic checks for this item in this version of the grader)"
     if s.state == "skipped":
@@ -185,6 +189,9 @@ def feedback_markdown(record: dict[str, Any], scores: list[ItemScore], title: st
         if s.state == "ta_marked" and s.comment:
             out += [f"## {md_inline(s.item.id)} {md_inline(s.item.title)}: {s.score:g} / {s.item.marks:g} (TA)", "",
                     f"TA's comment: {md_inline(s.comment)}", ""]
+        elif s.state == "overridden":
+            out += [f"## {md_inline(s.item.id)} {md_inline(s.item.title)}: {s.score:g} / {s.item.marks:g} (TA)", "",
+                    f"The automatic mark {s.automatic:g} was changed by a TA to {s.score:g}: {md_inline(s.comment)}", ""]
     for s in scores:
         if s.item.id in withheld:
             if _verdict(s) != "passed":

@@ -13,7 +13,9 @@ class ItemScore:
     score: float | None  # None: not graded (manual and not marked yet, or not built yet)
     state: str  # graded | ta_marked | manual (pending) | review (pending: the grader could not decide) | not_built | not_run
     outcomes: tuple[Outcome, ...] = ()
-    comment: str = ""  # the TA's comment on a manual item
+    comment: str = ""  # the TA's comment on a manual item, or the reason of an override
+    automatic: float | None = None  # state "overridden": the mark the checks gave before a TA changed it
+    note: str = ""  # something staff must hear about this score (an override that was not applied)
 
 
 def score_items(assignment: Assignment, outcomes: list[Outcome], graded: bool = True,
@@ -45,13 +47,24 @@ def score_items(assignment: Assignment, outcomes: list[Outcome], graded: bool = 
         else:
             total = sum(o.weight for o in mine)
             earned = sum(o.weight for o in mine if o.passed)
-            scores.append(ItemScore(item, round(item.marks * earned / total, 2) if total else 0.0, "graded", mine))
+            auto = round(item.marks * earned / total, 2) if total else 0.0
+            if item.id in manual:  # a TA overrides an automatic mark (a regrade request): only with a reason
+                marks, comment = manual[item.id]
+                if comment.strip():
+                    scores.append(ItemScore(item, float(marks), "overridden", mine, comment=comment, automatic=auto))
+                    continue
+                scores.append(ItemScore(item, auto, "graded", mine, note="a TA mark for an automatic item needs a "
+                                        "reason in the comment column; it was not applied"))
+                continue
+            scores.append(ItemScore(item, auto, "graded", mine))
     return scores
 
 
-def final_mark(assignment: Assignment, total: float, days_late: int) -> float:
-    """final = min(cap, total), less the late penalty; zero beyond the last accepted day."""
+def final_mark(assignment: Assignment, total: float, days_late: int, charged: int | None = None) -> float:
+    """final = min(cap, total), less the late penalty for the `charged` days (default: every late day, none
+    taken from a late-day budget); zero beyond the last accepted day."""
     late = assignment.late
     if days_late > late.max_days:
         return 0.0
-    return round(min(assignment.cap, total) * max(0.0, 1.0 - late.penalty_per_day * days_late), 2)
+    charged = days_late if charged is None else charged
+    return round(min(assignment.cap, total) * max(0.0, 1.0 - late.penalty_per_day * charged), 2)

@@ -40,6 +40,7 @@ class LatePolicy:
     deadline: datetime | None
     penalty_per_day: float
     max_days: int
+    budget_days: int = 0  # late days each student may spend without penalty (per student: the extensions CSV)
 
 
 @dataclass(frozen=True)
@@ -137,6 +138,7 @@ def load(assignment_id: str) -> Assignment:
         late=LatePolicy(
             deadline=datetime.fromisoformat(deadline) if deadline else None,
             penalty_per_day=float(late.get("penalty_per_day", 0.0)), max_days=int(late.get("max_days", 0)),
+            budget_days=int(late.get("budget_days", 0)),
         ),
         items=items, solution_dir=path.parent, starter_dir=STARTERS / a["id"] if not external else path.parent.with_name(f"{a['id']}_starter"),
         data_dir=(path.parent / a["data"]).resolve() if external and a.get("data") else None,
