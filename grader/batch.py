@@ -27,7 +27,7 @@ from typing import Any, Callable
 from . import answers as answers_mod
 from . import calibration
 from .calibration import Calibration
-from . import gradebook, intake, manual, report
+from . import gradebook, intake, manual, report, summary
 from .checks import Check, load_checks, source_file
 from .forkserver import ForkedSandbox, Slot, self_test
 from .runner import Outcome, run_checks
@@ -296,6 +296,7 @@ def grade_folder(assignment: Assignment, folder: Path, opts: Options, log: Calla
         report.write_atomic(opts.out / "review.md", manual.review_sheet(assignment, records, ctx.manual_marks))
         if added:
             log(f"manual items: {added} row(s) to mark in {marks_path} (read {opts.out / 'review.md'})")
+    summary.write_class_outputs(opts.out, assignment, records, log, folder)  # HTML feedback, summary, exports, similarity
     log(f"graded {len(subs)} submission(s) in {time.monotonic() - started:.1f} s "
         f"({reused} without running student code); sandbox: {mode}")
     return records

@@ -56,8 +56,12 @@ def main(argv: list[str] | None = None) -> int:
     s = sub.add_parser("starter", help="regenerate starter/<assignment> from solutions/<assignment>")
     s.add_argument("--assignment", required=True)
 
+    _add_gradescope(sub)
+
     args = parser.parse_args(argv)
     try:
+        if args.command == "gradescope":
+            return _gradescope(args)
         if args.command == "grade":
             return _grade(args)
         if args.command == "check":
@@ -153,3 +157,17 @@ def _grade(args: argparse.Namespace) -> int:
           f"Gradescope results: {args.out / 'results'}/")
     return 0
 
+
+def _add_gradescope(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("gradescope", help="build Gradescope's autograder zip (setup.sh, run_autograder) for an assignment")
+    p.add_argument("--assignment", required=True, help=f"one of: {', '.join(spec.available())}")
+    p.add_argument("--out", type=Path, default=Path("autograder.zip"), help="the zip to write (default: autograder.zip)")
+
+
+def _gradescope(args: argparse.Namespace) -> int:
+    from . import gradescope
+
+    members = gradescope.build(spec.load(args.assignment), args.out)
+    print(f"wrote {args.out} ({len(members)} files): upload it as the assignment's autograder on Gradescope "
+          "(README: Gradescope)")
+    return 0

@@ -40,8 +40,37 @@ def write(path: Path, assignment: Assignment, records: list[dict[str, Any]]) -> 
     write_atomic(path, buf.getvalue())
 
 
-def render(assignment: Assignment, records: list[dict[str, Any]]) -> str:
-    """A compact terminal table of the gradebook."""
+COMPACT_ABOVE = 40  # students; above this the terminal gets the class summary instead of the table
+
+
+def _terminal_columns() -> int | None:
+    """The terminal's width when stdout is a terminal; None when printing to a file or a pipe."""
+    import shutil
+    import sys
+
+    try:
+        return shutil.get_terminal_size().columns if sys.stdout.isatty() else None
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def render(assignment: Assignment, records: list[dict[str, Any]], compact: bool | None = None,
+           width: int | None = None) -> str:
+    """A compact terminal table of the gradebook; for a large class (more than COMPACT_ABOVE students) or a
+    table wider than the terminal, the class summary instead (counts, item means, the problem list),
+    pointing to gradebook.csv and summary.html. `compact` forces one or the other."""
+    table = _table(assignment, records)
+    width = width if width is not None else _terminal_columns()
+    if compact is None:
+        compact = len(records) > COMPACT_ABOVE or (width is not None and max(map(len, table.splitlines())) > width)
+    if not compact:
+        return table
+    from .summary import terminal_summary
+
+    return terminal_summary(assignment, records)
+
+
+def _table(assignment: Assignment, records: list[dict[str, Any]]) -> str:
     auto = [i for i in assignment.items if i.graded_automatically or i.kind == "manual"]
     head = ["student_id"] + [i.id + ("*" if i.kind == "manual" else "") for i in auto] + ["total", "late", "final", "status"]
     rows = []
