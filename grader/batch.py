@@ -535,6 +535,13 @@ def _grade_one(sub: intake.Submission, ctx: Context, opts: Options, slot: Slot |
         if bad:
             status = bad[0].status
             reason = "; ".join(sorted({f"{o.item}: {o.message}" for o in bad}))[:300]
+        if status == "ok":  # graded, but not all of it: name what is missing or did not load
+            scored = {s.item.module for s in scores if s.state == "graded"}
+            partial = [f"no file for {m}" for m in assignment.modules if m not in sub.module_files and m in scored]
+            partial += sorted({o.message.split(": ", 1)[0] + " (" + o.message.split(": ", 1)[-1][:120] + ")"
+                               for o in outcomes if o.status == "error" and o.message.startswith("importing ")})
+            if partial:
+                status, reason = "partial", "; ".join(partial)[:300]
         if sub.late_days > assignment.late.max_days:
             reason = (reason + "; " if reason else "") + f"{sub.late_days} days late: more than {assignment.late.max_days} scores zero"
     pending = [s.item.id for s in scores if s.state in ("manual", "review")] if graded else []

@@ -171,3 +171,14 @@ def test_a_bulk_download_zip_is_unpacked_and_graded(course, tmp_path):
     proc = _grade(course["folder"], bulk, tmp_path / "out")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert _rows(tmp_path / "out")["102"]["1.1"] == "10"
+
+
+def test_a_notebook_that_is_not_json_is_a_partial_failure_by_name(course, tmp_path):
+    """Does a notebook that is not valid JSON give the status 'partial' naming the file's problem, not 'ok'?"""
+    subs = tmp_path / "subs"
+    _zip(subs / "PSNR_201_Kim.zip", {"metrics.ipynb": '{"cells": [ this is not json'})
+    proc = _grade(course["folder"], subs, tmp_path / "out")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    row = _rows(tmp_path / "out")["201"]
+    assert row["status"].startswith("partial: importing metrics failed") and "not valid JSON" in row["status"], row
+    assert row["1.1"] == "0"
