@@ -31,14 +31,23 @@ def deltas(t: np.ndarray, last_delta: float | None = NERF_LAST_DELTA, shape: tup
     return np.concatenate([d, np.full(d.shape[:-1] + (1,), float(last_delta))], axis=-1)
 
 
+def optical_depth(sigma: np.ndarray, delta: np.ndarray) -> np.ndarray:
+    """sigma_i delta_i, and 0 over an empty interval even for an infinite density (not inf * 0 = NaN)."""
+    sigma, delta = np.asarray(sigma, np.float64), np.asarray(delta, np.float64)
+    with np.errstate(invalid="ignore"):
+        return np.where(delta == 0, 0.0, sigma * delta)
+
+
 def alphas(sigma: np.ndarray, delta: np.ndarray) -> np.ndarray:
-    return 1.0 - np.exp(-np.asarray(sigma, np.float64) * np.asarray(delta, np.float64))
+    return 1.0 - np.exp(-optical_depth(sigma, delta))
 
 
 def transmittance(sigma: np.ndarray, delta: np.ndarray, start: np.ndarray | float = 1.0) -> np.ndarray:
     """Exclusive transmittance T_i = start * exp(-sum_{j<i} sigma_j delta_j) (T_0 = start)."""
-    optical = np.asarray(sigma, np.float64) * np.asarray(delta, np.float64)
-    before = np.cumsum(optical, axis=-1) - optical  # sum over j < i, exactly 0 for i = 0
+    optical = optical_depth(sigma, delta)
+    # sum over j < i, exactly 0 for i = 0; summed, not cumsum - optical: with the 1e10 last delta that
+    # difference cancels catastrophically (and an infinite optical depth would give inf - inf)
+    before = np.concatenate([np.zeros_like(optical[..., :1]), np.cumsum(optical[..., :-1], axis=-1)], axis=-1)
     return np.asarray(start, np.float64)[..., None] * np.exp(-before) if np.ndim(start) else start * np.exp(-before)
 
 
