@@ -30,13 +30,19 @@ def config(student: Student, via: str = "ray_utils", **fields) -> Handle:
     """A config object in the sandbox with attribute access and `in` (an argparse.Namespace), like the
     course's hydra configs; nested dicts become nested configs."""
     argparse = sandbox_module(student, "argparse", via)
-    built = {k: (_nested(student, argparse, v) if isinstance(v, dict) else v) for k, v in fields.items()}
-    return student.call(argparse, "Namespace", ret="handle", **built)
+    builtins = sandbox_module(student, "builtins", via)
+    return _namespace(student, argparse, builtins, fields)
 
 
-def _nested(student: Student, argparse: Handle, fields: dict) -> Handle:
-    built = {k: (_nested(student, argparse, v) if isinstance(v, dict) else v) for k, v in fields.items()}
-    return student.call(argparse, "Namespace", ret="handle", **built)
+_CALL_KEYWORDS = {"where", "path", "repeat", "stack", "seed", "ret", "timeout"}  # Student.call's own
+
+
+def _namespace(student: Student, argparse: Handle, builtins: Handle, fields: dict) -> Handle:
+    built = {k: (_namespace(student, argparse, builtins, v) if isinstance(v, dict) else v) for k, v in fields.items()}
+    ns = student.call(argparse, "Namespace", ret="handle", **{k: v for k, v in built.items() if k not in _CALL_KEYWORDS})
+    for k in _CALL_KEYWORDS & set(built):
+        student.call(builtins, "setattr", ns, k, built[k], ret="none")
+    return ns
 
 
 # -- cameras: pytorch3d's conventions, computed here --------------------------------------------------
