@@ -82,4 +82,5 @@ def write_all(out: Path, assignment: Assignment, records: list[dict[str, Any]],
     if left or pending:
         log(f"LMS exports ({folder}): {len(kept)} row(s)"
             + (f"; {pending} with an empty mark until their pending items are marked" if pending else "")
-            + (f"; left out (no student id: naming error): {', '.join(r['student_id'] for r in left)}" if left else ""))
+            + (f"; left out (no student id: naming error): {', '.join(r['student_id'] for r in left[:5])}"
+               + (f" and {len(left) - 5} more" if len(left) > 5 else "") if left else ""))

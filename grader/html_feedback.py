@@ -202,7 +202,7 @@ def _bundle(path: Path, members: list[tuple[str, bytes]]) -> None:
     with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
         for name, data in members:
             info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
-            info.compress_type = zipfile.ZIP_DEFLATED
+            info.compress_type = zipfile.ZIP_STORED if name.endswith(".png") else zipfile.ZIP_DEFLATED  # PNG is compressed
             info.external_attr = 0o644 << 16
             zf.writestr(info, data)
     tmp.replace(path)

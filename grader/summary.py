@@ -11,7 +11,6 @@ import base64
 import io
 import statistics
 import sys
-import textwrap
 import traceback
 from collections import Counter
 from pathlib import Path
@@ -174,11 +173,20 @@ def terminal_summary(assignment: Assignment, records: list[dict[str, Any]], limi
         if s["pending"] or s["review"]:
             text += f" ({s['pending'] + s['review']} pending)"
         means.append(text)
-    lines += textwrap.wrap("item means: " + "; ".join(means), width=100, subsequent_indent="  ", break_long_words=False)
+    line = "item means:"
+    for n, text in enumerate(means):  # wrapped between items, never inside one
+        piece = (" " if n == 0 else "; ") + text
+        if len(line) + len(piece) > 100 and n:
+            lines.append(line + ";")
+            line, piece = "  ", text
+        line += piece
+    lines.append(line)
     found = problems(records)
     lines.append(f"problems: {len(found)}" + (":" if found else ""))
-    for kind, sid, why in found[:limit]:
-        lines.append(f"  {kind:<12} {plain(sid, one_line=True)[:28]:<28} {why[:90]}")
+    shown = found[:limit]
+    width = min(48, max((len(plain(sid, one_line=True)) for _, sid, _ in shown), default=0))
+    for kind, sid, why in shown:
+        lines.append(f"  {kind:<12} {plain(sid, one_line=True)[:width]:<{width}} {why[:90]}")
     if len(found) > limit:
         lines.append(f"  ... and {len(found) - limit} more (summary.html lists them all)")
     lines.append("The full table is in gradebook.csv, per-item statistics and histograms in summary.html "

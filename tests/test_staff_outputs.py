@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import csv
 import hashlib
-import io
 import json
 import os
 import re
@@ -289,3 +288,22 @@ def test_pages_render_in_headless_chromium(run):
         else:  # coloured pixels (not black, white or grey): the figures' curves and images
             hits = (pixels.max(-1) - pixels.min(-1) > 60).sum()
         assert hits >= least, f"{target.name}: only {hits} pixels of figures on the screenshot"
+
+
+def test_verdict_only_items_stay_verdict_only_in_the_html(run):
+    """Before the deadline, does the HTML page show only passed / not passed for a verdict-only item (3.1),
+    with no check, message, hint or total, like the Markdown and Gradescope's results?"""
+    tmp, out, _, _, _ = run
+    early = tmp / "early"
+    shutil.copytree(out, early)
+    proc = grade(tmp / "subs", early, "--deadline", "2999-01-01T00:00:00+00:00")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    page = (early / "feedback" / "33333333c.html").read_text()
+    section = re.search(r'<section class="item" id="item-3\.1">(.*?)</section>', page, re.S)[1]
+    assert "verdict only" in section and "not passed" in section
+    assert "Hint" not in section and "[FAILED]" not in section
+    assert 'id="final"' not in page and "Verdict only until the deadline for 3.1" in page
+    row = re.search(r'data-item="3\.1">(.*?)</tr>', page)[1]
+    assert "not passed" in row and ">0<" not in row
+    md = (early / "feedback" / "33333333c.md").read_text()
+    assert "Final mark" not in md  # the Markdown withholds the same
