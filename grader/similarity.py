@@ -106,14 +106,20 @@ def _zip_index(folder: Path | None) -> dict[str, list[Path]]:
     return index
 
 
-def _find_zip(index: dict[str, list[Path]], record: dict[str, Any]) -> Path | None:
+def _find_zip(index: dict[str, list[Path]], record: dict[str, Any], hashes: dict[Path, str]) -> Path | None:
+    """The graded zip: by name, and by its sha256 when several zips share the name (a folder per student)."""
     candidates = index.get(record.get("zip", ""), [])
     if len(candidates) == 1:
         return candidates[0]
     want = record.get("provenance", {}).get("sha256")
     from .intake import sha256_file
 
-    return next((p for p in candidates if sha256_file(p) == want), None)
+    for path in candidates:
+        if path not in hashes:
+            hashes[path] = sha256_file(path)
+        if hashes[path] == want:
+            return path
+    return None
 
 
 def filled_lines(assignment: Assignment, records: list[dict[str, Any]], folder: Path | None) -> dict[str, list[str]]:
@@ -124,10 +130,11 @@ def filled_lines(assignment: Assignment, records: list[dict[str, Any]], folder: 
     for module in assignment.modules:
         starter |= starter_lines(assignment, module)
     out: dict[str, list[str]] = {}
+    hashes: dict[Path, str] = {}
     for r in records:
         if r.get("intake_status", r.get("status")) != "ok" or not r.get("modules"):
             continue
-        path = _find_zip(index, r)
+        path = _find_zip(index, r, hashes)
         if path is None:
             continue
         files = dict.fromkeys(r["modules"][m] for m in assignment.modules if m in r["modules"])
