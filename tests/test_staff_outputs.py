@@ -307,3 +307,23 @@ def test_verdict_only_items_stay_verdict_only_in_the_html(run):
     assert "not passed" in row and ">0<" not in row
     md = (early / "feedback" / "33333333c.md").read_text()
     assert "Final mark" not in md  # the Markdown withholds the same
+
+
+def test_hostile_text_in_every_field_stays_text(tmp_path):
+    """With markup, quotes, control and bidi characters in every field a submission can reach (name,
+    notes, status reason, check output, adaptations), is the page free of any tag or character not ours?"""
+    from grader.html_feedback import feedback_html
+
+    evil = "</title><script>x()</script>\"' onload=\"y()\" <style>*{display:none}</style>\u202e\x1b[2J\x07"
+    item = A2.items[0]
+    record = {"student_id": "12345678a", "name": evil, "status": "crashed", "reason": evil, "notes": [evil],
+              "items": {item.id: 0.0}, "total": 0.0, "final": 0.0, "late_days": 0, "adaptations": [evil],
+              "outcomes": [{"item": item.id, "name": evil, "figures": ["../../etc/passwd"]}]}
+    tests = [{"number": item.id, "name": evil, "output": f"[FAILED] {evil}\n{evil}\n[PASS] {evil}", "visibility": "visible"}]
+    page, _ = feedback_html(record, tests, A2, tmp_path)
+    tags = set(re.findall(r"</?([a-zA-Z][a-zA-Z0-9]*)", page))
+    assert tags <= {"html", "head", "meta", "title", "style", "body", "h1", "h2", "p", "span", "ul", "li", "table", "thead",
+                    "tbody", "tr", "th", "td", "a", "strong", "section"}, tags
+    assert page.count("<script") == 0 and page.count("<style>") == 1 and page.count("<title>") == 1
+    assert not re.search("[\u202e\x1b\x07]", page)
+    assert 'onload="y()"' not in page and "&lt;script&gt;x()&lt;/script&gt;" in page
