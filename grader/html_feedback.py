@@ -79,7 +79,7 @@ def figures_of(record: dict[str, Any], folder: Path, shown_items: set[str]) -> d
                 if label not in seen[digest]["labels"]:
                     seen[digest]["labels"].append(label)
                 continue
-            fig = {"file": path.name, "path": path, "data": data, "labels": [label]}
+            fig = {"file": path.name, "path": path, "data": data, "labels": [label], "status": o.get("status", "")}
             seen[digest] = fig
             per_item.setdefault(str(o["item"]), []).append(fig)
     return per_item
@@ -90,6 +90,9 @@ def _figure_html(fig: dict[str, Any]) -> str:
     caption = f"Drawn by {esc(item)}: {esc(check)}"
     if others:
         caption += " (the same image was also drawn by " + "; ".join(f"{esc(i)}: {esc(c)}" for i, c in others) + ")"
+    if fig.get("status") in ("error", "crashed", "timeout"):
+        caption += (f". The check stopped ({esc(fig['status'])}) before it could judge this figure: it shows what your "
+                    "code had drawn by then, possibly nothing yet")
     b64 = base64.b64encode(fig["data"]).decode("ascii")
     return (f"<figure data-check=\"{esc(item)}: {esc(check)}\"><img alt=\"figure drawn by {esc(item)}: {esc(check)}\" "
             f"src=\"data:image/png;base64,{b64}\"><figcaption>{caption}</figcaption></figure>")
