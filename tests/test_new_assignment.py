@@ -59,6 +59,8 @@ def test_the_readme_walkthrough_grades_reference_full_and_starter_zero(tmp_path)
 def test_a_misspelt_item_in_the_walkthroughs_check_stops_with_one_line(tmp_path):
     folder = _build(tmp_path)
     check = folder / "hidden" / "check_metrics.py"
-    check.write_text(check.read_text().replace('@check("1.1", "identical', '@check("1.10", "identical'))
+    text = check.read_text()
+    assert text.count('@pytest.mark.item("1.1", weight=1,') == 1
+    check.write_text(text.replace('@pytest.mark.item("1.1", weight=1,', '@pytest.mark.item("1.10", weight=1,'))
     proc = _grader("check", str(folder / "metrics.py"), "--assignment", str(folder))
     assert proc.returncode == 2 and "'1.10'" in proc.stderr and "Traceback" not in proc.stderr
