@@ -240,12 +240,12 @@ def test_correct_alternative_keeps_full_marks(graded, variant: Variant):
     assert {i: record["items"][i] for i in AUTO} == {i: marks(i) for i in AUTO}, f"{variant.id}\n{why(record)}"
 
 
-def test_course_style_grade_py_goes_to_review_where_names_differ(graded):
-    """A grade.py written the TA script's way (PSNR inline, no return value): is its rgb_ssim marked, and are the
-    PSNR and compositing items left to a TA instead of a silent zero?"""
+def test_course_style_files_go_to_review_where_names_differ(graded):
+    """A grade.py written the TA script's way (PSNR inline, no return value) and a P2_inference.py that writes its
+    CSV inside main(args): is rgb_ssim marked, and are PSNR, compositing and the CSV left to a TA, never zero?"""
     record = graded["course"]
     assert record["items"]["1.3"] == marks("1.3"), why(record)
-    for item in ("1.1", "1.2"):
+    for item in ("1.1", "1.2", "2.4"):
         assert record["items"][item] is None, f"item {item} must wait for a TA, not score\n{why(record)}"
         assert all(o["status"] == "review" for o in record["outcomes"] if o["item"] == item), why(record)
-    assert {i: record["items"][i] for i in ("2.1", "2.2", "2.3", "2.4")} == {i: marks(i) for i in ("2.1", "2.2", "2.3", "2.4")}, why(record)
+    assert {i: record["items"][i] for i in ("2.1", "2.2", "2.3")} == {i: marks(i) for i in ("2.1", "2.2", "2.3")}, why(record)
