@@ -15,8 +15,8 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m pip install -q --upgrade pip 2>&1 | grep -v "is ignored" || true
 	$(PYTHON) -m pip install -q torch==2.14.1 torchvision==0.29.1 numpy scipy matplotlib hypothesis pytest pytest-timeout \
 	  loss-landscapes==3.0.6 nbformat nbclient ipykernel scikit-image tqdm \
-	  opencv-python-headless==5.0.0.93 pypdf==7.1.1 2>&1 | grep -v "is ignored" || true
-	$(PYTHON) -c "import torch, torchvision, numpy, scipy, matplotlib, hypothesis, pytest, pytest_timeout, loss_landscapes, nbformat, nbclient, ipykernel, skimage, tqdm, cv2, pypdf"
+	  opencv-python-headless==5.0.0.93 pypdf==7.1.1 ray==2.60.0 2>&1 | grep -v "is ignored" || true
+	$(PYTHON) -c "import torch, torchvision, numpy, scipy, matplotlib, hypothesis, pytest, pytest_timeout, loss_landscapes, nbformat, nbclient, ipykernel, skimage, tqdm, cv2, pypdf, ray"
 	touch $@
 
 env: $(VENV)/.installed sandbox

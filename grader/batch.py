@@ -12,26 +12,23 @@ from __future__ import annotations
 import ast
 import hashlib
 import json
-import os
-import shutil
 import sys
 import threading
 import time
-import traceback
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
 
-from . import answers as answers_mod
 from . import calibration
 from .calibration import Calibration
 from . import gradebook, intake, manual, report, summary
 from .checks import Check, load_checks, source_file
-from .forkserver import ForkedSandbox, Slot, self_test
-from .runner import Outcome, run_checks
-from .sandbox import Limits, SandboxUnavailable, detect_mode, scratch_dir, sweep_leftovers
+from .engine import Done, GradingWorker, Job, outcomes_of
+from .forkserver import Slot, self_test
+from .runner import Outcome
+from .sandbox import Limits, SandboxUnavailable, detect_mode, sweep_leftovers
 from .scoring import final_mark, score_items
 from .settings import RunSettings, apply_lateness, check_times
 from .spec import ROOT, Assignment
@@ -79,6 +76,8 @@ class Options:
     fork_server: bool = True  # bwrap mode: one long-lived sandbox per job forks a worker per submission
     calibrate: bool = True  # time limits from the reference solution's timings on this machine (grader/calibration.py)
     settings: Any = None  # grader.settings.RunSettings of a class run (times, deadline, extensions kept in out/)
+    engine: str = "local"  # local: a thread pool here; ray: actors on a Ray cluster (grader/ray_engine.py)
+    address: str | None = None  # the Ray cluster to join (None: RAY_ADDRESS, else an embedded one)
 
 
 @dataclass
@@ -197,7 +196,7 @@ def grade_folder(assignment: Assignment, folder: Path, opts: Options, log: Calla
     every = list(subs)
     subs = _dedupe_ids(subs, opts.settings.times if opts.settings is not None else opts.times, log)
     _write_intake(opts.out, folder, every, subs, ignored, log)
-    use_slots = opts.fork_server and mode == "bwrap"
+    use_slots = opts.fork_server and mode == "bwrap" and opts.engine == "local"  # Ray actors own their slots
     idle: list[Slot] = []
     if use_slots and _likely_work(subs, opts):  # the zygotes import torch while this process loads the checks
         idle = [Slot(opts.limits, opts.threads, assignment.public_data_dir, assignment.preload)
@@ -260,14 +259,16 @@ def grade_folder(assignment: Assignment, folder: Path, opts: Options, log: Calla
                     slots.append(slot)
             local.slot = slot
         try:
-            records[index] = _grade_one(subs[index], ctx, opts, slot, before_run=check_sandbox)
+            records[index] = _grade_one(subs[index], ctx, opts, GradingWorker(ctx, opts, slot, check_sandbox))
         except SandboxUnavailable as exc:
             faults.append(str(exc))
             return
         progress.advance(records[index])
 
     try:
-        if opts.jobs <= 1:
+        if opts.engine == "ray":
+            _grade_on_ray(subs, records, ctx, opts, progress, log)
+        elif opts.jobs <= 1:
             for i in range(len(subs)):
                 one(i)
         else:
@@ -300,6 +301,32 @@ def grade_folder(assignment: Assignment, folder: Path, opts: Options, log: Calla
     log(f"graded {len(subs)} submission(s) in {time.monotonic() - started:.1f} s "
         f"({reused} without running student code); sandbox: {mode}")
     return records
+
+
+def _grade_on_ray(subs: list[intake.Submission], records: list[Any], ctx: Context, opts: Options, progress: "Progress",
+                  log: Callable[[str], None]) -> None:
+    """The driver's side of --engine ray: plan here, grade on actors, finish (score and write) here."""
+    from . import ray_engine
+
+    plans: dict[int, Plan] = {}
+    jobs: list[tuple[int, Callable[[], Job]]] = []
+    for i in _longest_first(subs, opts):
+        plans[i] = plan(subs[i], ctx, opts)
+        if plans[i].run_worker:
+            jobs.append((i, lambda s=subs[i], p=plans[i]: job_of(s, p)))
+        else:
+            records[i] = finish(subs[i], ctx, opts, plans[i], None)
+            progress.advance(records[i])
+
+    def on_done(i: int, done: Done | None, error: str) -> None:
+        if done is None or done.fault:  # the grader's fault, never the student's: not kept, graded again next run
+            done = Done(status="grader_error", reason=error or done.fault, notes=list(subs[i].notes))
+            log(f"WARNING: {subs[i].zip_path.name}: {done.reason}")
+        records[i] = finish(subs[i], ctx, opts, plans[i], done)
+        progress.advance(records[i])
+
+    if jobs:
+        ray_engine.grade_all(str(ctx.assignment.solution_dir), jobs, ctx, opts, on_done, log)
 
 
 def _longest_first(subs: list[intake.Submission], opts: Options) -> list[int]:
@@ -462,68 +489,67 @@ def _reusable(previous: dict[str, Any] | None, sub: intake.Submission, ctx: Cont
     return items, facts
 
 
-def _grade_one(sub: intake.Submission, ctx: Context, opts: Options, slot: Slot | None = None,
-               before_run: Callable[[Slot | None], None] | None = None) -> dict[str, Any]:
-    """Grade one submission. Raises SandboxUnavailable (and writes nothing) when the grading machine
-    fails; `before_run` (the sandbox's self-test) runs before any of its code does."""
-    assignment = ctx.assignment
+@dataclass
+class Plan:
+    """The driver's decisions for one submission before any of its code runs."""
+
+    todo: set[str]
+    reuse: set[str]
+    outcomes: list[Outcome]  # the previous outcomes of the reused items
+    facts: dict[str, Any]
+    previous: dict[str, Any] | None
+    run_worker: bool  # intake (and checks, when todo) must run in a worker
+
+
+def plan(sub: intake.Submission, ctx: Context, opts: Options) -> Plan:
     path = _result_path(opts, sub)
     previous = _load_previous(path) if path.exists() else None
     reuse, facts = _reusable(previous, sub, ctx, opts)
     # --only ITEM: run exactly those items; the others keep current results or stay "not run".
     todo = (set(opts.only) & set(ctx.item_keys)) if opts.only else set(ctx.item_keys) - reuse
-    start = time.monotonic()
-    outcomes: list[Outcome] = [Outcome(**o) for o in (previous or {}).get("outcomes", []) if o.get("item") in reuse] if reuse else []
-    for o in outcomes:
-        object.__setattr__(o, "figures", tuple(o.figures))
-        object.__setattr__(o, "adaptations", tuple(o.adaptations))
-    ran: list[str] = []
-    answers: dict[str, str] = facts.get("answers") or {}
-    sources: list[str] = facts.get("answer_sources") or []
+    outcomes = outcomes_of([o for o in (previous or {}).get("outcomes", []) if o.get("item") in reuse]) if reuse else []
     if facts and facts.get("intake_status") not in (None, "ok"):
         sub.status, sub.reason = facts["intake_status"], facts.get("intake_reason", "")
         todo = set()
-    if sub.status == "ok" and (todo or not facts):
-        if todo and before_run is not None:
-            before_run(slot)
-        box = slot.clear_box() if slot is not None else scratch_dir("box")
-        factory = (lambda files: ForkedSandbox(slot, files, opts.limits)) if slot is not None else None
-        try:
-            intake.extract(sub, assignment, box)
-            answers, sources = answers_mod.extract(box)  # before any student code runs
-            box.chmod(0o777)
-            pdfs = [s for s in sources if s.lower().endswith(".pdf")]
-            if pdfs:  # a report's text, read by a sandboxed worker that loads no student code, before the checks
-                from .sandbox import Sandbox
+    return Plan(todo, reuse, outcomes, facts, previous, sub.status == "ok" and bool(todo or not facts))
 
-                reader = factory({}) if factory is not None else Sandbox(box, {}, ctx.mode, opts.limits, opts.threads)
-                texts, problems = answers_mod.read_reports(reader, pdfs, timeout=30.0 * opts.timeout_scale)
-                sub.notes.extend(problems)
-                answers = answers_mod.merge_reports(answers, texts, assignment.items)
-            if todo:
-                fresh = run_checks(ctx.checks, box, sub.module_files, ctx.mode, opts.limits, only=todo,
-                                   timeout_scale=opts.timeout_scale, threads=opts.threads,
-                                   data_dir=assignment.public_data_dir, answers=answers,
-                                   figure_dir=opts.out / "feedback" / f"{sub.student_id}-figures", factory=factory,
-                                   import_seconds=assignment.limits.import_seconds,
-                                   cell_seconds=assignment.limits.cell_seconds, calibration=ctx.calibration)
-                ran = sorted(todo)
-                outcomes = _in_check_order(ctx.checks, outcomes + fresh)
-        except intake.IntakeError as exc:
-            sub.status, sub.reason = exc.status, exc.reason
-        except Exception as exc:  # noqa: BLE001 - a grader bug on one submission must not stop the batch
-            sub.status, sub.reason = "grader_error", f"{type(exc).__name__}: {exc}"
-            traceback.print_exc(file=sys.stderr)
-        finally:
-            if slot is None:
-                shutil.rmtree(box, ignore_errors=True)
-            else:
-                slot.clear_box()
-        faults = [o for o in outcomes if o.status == "grader_error"]  # a sandbox that could not start
-        if faults:
-            raise SandboxUnavailable(f"grading {sub.zip_path.name}: {faults[0].message}")
+
+def job_of(sub: intake.Submission, p: Plan) -> Job:
+    return Job(sub.zip_path.name, sub.zip_path.read_bytes(), sub.student_id, sub.name, sub.sha256, sorted(p.todo),
+               list(sub.notes))
+
+
+def _grade_one(sub: intake.Submission, ctx: Context, opts: Options, worker: GradingWorker) -> dict[str, Any]:
+    """Grade one submission locally: the driver's plan, the worker's pure grading, the driver's finish.
+    Raises SandboxUnavailable (and writes nothing) when the grading machine fails."""
+    p = plan(sub, ctx, opts)
+    done = worker.grade(job_of(sub, p)) if p.run_worker else None
+    if done is not None and done.fault:
+        raise SandboxUnavailable(done.fault)
+    return finish(sub, ctx, opts, p, done)
+
+
+def finish(sub: intake.Submission, ctx: Context, opts: Options, p: Plan, done: Done | None) -> dict[str, Any]:
+    """Score one submission from its plan and its worker's result, and write its files (the driver only)."""
+    assignment = ctx.assignment
+    path = _result_path(opts, sub)
+    previous, reuse, todo, outcomes = p.previous, p.reuse, p.todo, list(p.outcomes)
+    ran: list[str] = []
+    answers: dict[str, str] = p.facts.get("answers") or {}
+    sources: list[str] = p.facts.get("answer_sources") or []
+    if done is not None:
+        sub.status, sub.reason, sub.notes = done.status, done.reason, done.notes
+        sub.module_files, answers, sources = done.module_files, done.answers, done.sources
+        if done.ran:
+            ran = done.ran
+            outcomes = _in_check_order(ctx.checks, outcomes + outcomes_of(done.outcomes))
+        if done.figures:
+            folder = opts.out / "feedback" / f"{sub.student_id}-figures"
+            folder.mkdir(parents=True, exist_ok=True)
+            for name, data in done.figures.items():
+                (folder / name).write_bytes(data)
     elif sub.status == "ok":
-        sub.module_files = facts.get("modules") or {}
+        sub.module_files = p.facts.get("modules") or {}
     graded = sub.status == "ok"
     ta = {item: (m.marks, m.comment) for (sid, item), m in ctx.manual_marks.items() if sid == sub.student_id}
     scores = score_items(assignment, outcomes if graded else [], graded, ta,
@@ -546,7 +572,7 @@ def _grade_one(sub: intake.Submission, ctx: Context, opts: Options, slot: Slot |
             reason = (reason + "; " if reason else "") + f"{sub.late_days} days late: more than {assignment.late.max_days} scores zero"
     pending = [s.item.id for s in scores if s.state in ("manual", "review")] if graded else []
     review = {s.item.id: _review_entry(s) for s in scores if s.state == "review" or (s.state == "ta_marked" and s.outcomes)}
-    seconds = round(time.monotonic() - start, 2) if ran else (previous or {}).get("seconds", 0.0)
+    seconds = done.seconds if done is not None and ran else (previous or {}).get("seconds", 0.0)
     record = {
         "student_id": sub.student_id, "name": sub.name, "zip": sub.zip_path.name, "status": status, "reason": reason,
         "intake_status": sub.status, "intake_reason": sub.reason,

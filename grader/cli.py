@@ -4,7 +4,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from datetime import datetime
 from pathlib import Path
 
 from . import batch, gradebook, intake, spec, strip
@@ -28,6 +27,10 @@ def main(argv: list[str] | None = None) -> int:
                                                    "student_id, extension_days, late_budget_days, reason (kept like --times)")
     g.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="submissions graded at once (default: cores)")
     g.add_argument("--timeout-scale", type=float, default=1.0, help="multiply every time limit (slow machines)")
+    g.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="local: grade here with --jobs threads (default); ray: on Ray actors, --jobs of them")
+    g.add_argument("--address", help="with --engine ray: the cluster to join (default: RAY_ADDRESS, else an "
+                                     "embedded single-machine Ray)")
     g.add_argument("--force", action="store_true", help="regrade even when a matching result exists")
     g.add_argument("--only", action="append", default=[], metavar="ITEM",
                    help="regrade this rubric item for the whole class (repeatable); other items keep their results")
@@ -145,7 +148,7 @@ def _grade(args: argparse.Namespace) -> int:
         out=args.out, jobs=max(1, args.jobs), deadline=kept.deadline, times=kept.times, settings=kept,
         limits=limits, mode=args.sandbox, force=args.force, timeout_scale=args.timeout_scale,
         threads=max(1, (os.cpu_count() or 1) // max(1, args.jobs)), only=frozenset(args.only), progress=args.progress,
-        fork_server=args.fork_server, calibrate=args.calibrate,
+        fork_server=args.fork_server, calibrate=args.calibrate, engine=args.engine, address=args.address,
     )
     try:
         records = batch.grade_folder(assignment, folder, opts, log=log)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import io
+import math
 import statistics
 import sys
 import traceback
@@ -84,6 +85,8 @@ def _hist_png(values: list[float], top: float, title: str) -> str:
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
+    if not math.isfinite(top):  # no cap in the rubric: the marks themselves set the range
+        top = max([v for v in values if math.isfinite(v)], default=1.0)
     fig = Figure(figsize=(3.2, 1.9), dpi=80)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
