@@ -40,6 +40,7 @@ BENCH_N ?= 40
 bench: env
 	$(PYTHON) tests/bench.py --n $(BENCH_N)
 	$(PYTHON) tests/bench_nbgrader.py
+	$(PYTHON) tests/bench_ray.py
 
 starter: env
 	$(PYTHON) -m grader starter --assignment $(ASSIGNMENT)

@@ -101,6 +101,7 @@ def grade_all(assignment_ref: str, jobs: list[tuple[int, Callable[[], Job]]], ct
     ray = connect(opts.address, max(1, opts.jobs * opts.threads), log)
     expected = {"mode": ctx.mode, "grader_version": ctx.grader_version, "item_keys": ctx.item_keys,
                 "hidden": ctx.hidden_files, "fixtures": ctx.fixtures_hash}
+    begun = time.monotonic()
     cls = ray.remote(num_cpus=opts.threads, max_restarts=MAX_RESTARTS, max_task_retries=MAX_TASK_RETRIES)(_Actor)
     n = max(1, min(opts.jobs, len(jobs)))
     actors = [cls.remote(assignment_ref, opts, expected, ctx.calibration) for _ in range(n)]
@@ -110,7 +111,8 @@ def grade_all(assignment_ref: str, jobs: list[tuple[int, Callable[[], Job]]], ct
         from .sandbox import SandboxUnavailable
 
         raise SandboxUnavailable(f"a Ray grading actor could not start: {_reason(exc)}") from None
-    log(f"{n} grading actor(s) on {len(set(nodes))} node(s): {', '.join(sorted(set(nodes)))}")
+    log(f"{n} grading actor(s) on {len(set(nodes))} node(s) ready in {time.monotonic() - begun:.1f} s: "
+        f"{', '.join(sorted(set(nodes)))}")
     pending = list(jobs)
     free = list(actors)
     running: dict[Any, tuple[int, Any]] = {}
