@@ -78,6 +78,7 @@ class Options:
     settings: Any = None  # grader.settings.RunSettings of a class run (times, deadline, extensions kept in out/)
     engine: str = "local"  # local: a thread pool here; ray: actors on a Ray cluster (grader/ray_engine.py)
     address: str | None = None  # the Ray cluster to join (None: RAY_ADDRESS, else an embedded one)
+    gpus_per_actor: float = 0.0  # --engine ray: GPUs each actor asks Ray for (training checks on GPU nodes)
 
 
 @dataclass

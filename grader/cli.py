@@ -31,6 +31,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="local: grade here with --jobs threads (default); ray: on Ray actors, --jobs of them")
     g.add_argument("--address", help="with --engine ray: the cluster to join (default: RAY_ADDRESS, else an "
                                      "embedded single-machine Ray)")
+    g.add_argument("--gpus-per-actor", type=float, default=0.0,
+                   help="with --engine ray: GPUs each actor asks for; its sandbox then sees only those GPUs")
     g.add_argument("--force", action="store_true", help="regrade even when a matching result exists")
     g.add_argument("--only", action="append", default=[], metavar="ITEM",
                    help="regrade this rubric item for the whole class (repeatable); other items keep their results")
@@ -149,6 +151,7 @@ def _grade(args: argparse.Namespace) -> int:
         limits=limits, mode=args.sandbox, force=args.force, timeout_scale=args.timeout_scale,
         threads=max(1, (os.cpu_count() or 1) // max(1, args.jobs)), only=frozenset(args.only), progress=args.progress,
         fork_server=args.fork_server, calibrate=args.calibrate, engine=args.engine, address=args.address,
+        gpus_per_actor=args.gpus_per_actor,
     )
     try:
         records = batch.grade_folder(assignment, folder, opts, log=log)

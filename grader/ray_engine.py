@@ -102,7 +102,9 @@ def grade_all(assignment_ref: str, jobs: list[tuple[int, Callable[[], Job]]], ct
     expected = {"mode": ctx.mode, "grader_version": ctx.grader_version, "item_keys": ctx.item_keys,
                 "hidden": ctx.hidden_files, "fixtures": ctx.fixtures_hash}
     begun = time.monotonic()
-    cls = ray.remote(num_cpus=opts.threads, max_restarts=MAX_RESTARTS, max_task_retries=MAX_TASK_RETRIES)(_Actor)
+    # A GPU actor gets its GPUs from Ray (CUDA_VISIBLE_DEVICES), and its sandbox exposes only those (sandbox.gpu_devices).
+    cls = ray.remote(num_cpus=opts.threads, num_gpus=opts.gpus_per_actor, max_restarts=MAX_RESTARTS,
+                     max_task_retries=MAX_TASK_RETRIES)(_Actor)
     n = max(1, min(opts.jobs, len(jobs)))
     actors = [cls.remote(assignment_ref, opts, expected, ctx.calibration) for _ in range(n)]
     try:

@@ -31,12 +31,21 @@ CODE_MOUNT = "/opt/grader"
 DATA_MOUNT = "/data"  # the assignment's public fixture inputs, read-only (never expected outputs)
 
 
-def gpu_devices() -> list[str]:
-    """NVIDIA device nodes of this machine; the sandbox exposes them so smoke training can use a GPU."""
-    if os.environ.get("GRADER_NO_GPU"):
+def gpu_devices(dev: Path = Path("/dev")) -> list[str]:
+    """NVIDIA device nodes the sandbox exposes so smoke training can use a GPU: the control nodes, and
+    only the GPUs named by this process's CUDA_VISIBLE_DEVICES when it is set (a Ray GPU actor's
+    assignment; "" means none), else every GPU of the machine."""
+    if os.environ.get("GRADER_NO_GPU") or not (dev / "nvidiactl").exists():
         return []
-    dev = Path("/dev")
-    return sorted(str(p) for p in dev.glob("nvidia*") if not p.is_dir()) if (dev / "nvidiactl").exists() else []
+    nodes = sorted(p for p in dev.glob("nvidia*") if not p.is_dir())
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is None:
+        return [str(p) for p in nodes]
+    wanted = {v.strip() for v in visible.split(",") if v.strip()}
+    if not wanted or not all(v.isdigit() for v in wanted):
+        return [] if not wanted else [str(p) for p in nodes]  # UUIDs: the driver resolves them; expose all
+    gpus = [p for p in nodes if p.name[len("nvidia"):].isdigit()]
+    return [str(p) for p in nodes if p not in gpus] + [str(p) for p in gpus if p.name[len("nvidia"):] in wanted]
 
 
 @dataclass(frozen=True)
@@ -379,6 +388,8 @@ def _scrubbed_env(threads: int, gpu: bool = False) -> dict[str, str]:
     }
     if not gpu:
         env["CUDA_VISIBLE_DEVICES"] = ""
+    elif os.environ.get("CUDA_VISIBLE_DEVICES"):
+        env["CUDA_VISIBLE_DEVICES"] = os.environ["CUDA_VISIBLE_DEVICES"]  # the GPUs assigned to this grader
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
         env[var] = str(threads)
     return env

@@ -157,3 +157,21 @@ def test_a_node_that_would_grade_differently_refuses(local_run):
         _Actor(str(folder), opts, expected, None)
     with pytest.raises(RuntimeError, match="would grade with the sandbox 'bwrap', the driver with 'rlimits'"):
         _Actor(str(folder), opts, {**expected, "mode": "rlimits"}, None)
+
+
+def test_the_sandbox_exposes_only_the_assigned_gpus(tmp_path, monkeypatch):
+    """With CUDA_VISIBLE_DEVICES set (a Ray GPU actor's assignment), does the sandbox expose only those GPUs'
+    device nodes plus the control nodes, none when it is empty, and every GPU when it is unset?"""
+    from grader import sandbox
+
+    for name in ("nvidiactl", "nvidia-uvm", "nvidia-uvm-tools", "nvidia0", "nvidia1", "nvidia2"):
+        (tmp_path / name).write_text("")
+    monkeypatch.delenv("GRADER_NO_GPU", raising=False)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")
+    got = {Path(p).name for p in sandbox.gpu_devices(tmp_path)}
+    assert got == {"nvidiactl", "nvidia-uvm", "nvidia-uvm-tools", "nvidia1"}
+    assert sandbox._scrubbed_env(1, gpu=True)["CUDA_VISIBLE_DEVICES"] == "1"
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert sandbox.gpu_devices(tmp_path) == []
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
+    assert len(sandbox.gpu_devices(tmp_path)) == 6
