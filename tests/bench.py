@@ -14,7 +14,12 @@ tests/bench_results.md with the date and the machine:
     with nbclient and a Jupyter kernel;
   * the wall time of grading the reference submission on every item (COMP4423 A2: < 3 min target).
 
-    python tests/bench.py [--n 40] [--assignment comp4423_a2] [--quick]
+    python tests/bench.py [--n 40] [--assignment comp4423_a2 | all] [--quick]
+
+COMP4423 A2 and CS188 HW4 have their own synthetic classes; any other assignment gets one made from
+its example zips (fixtures/examples/<id>/, renamed to distinct student ids that follow its naming
+rule) plus a crashing and a hanging copy of the reference. --quick grades the class once and reruns
+it (no --jobs 2 run, no floor, no reference or notebook comparisons).
 """
 from __future__ import annotations
 
@@ -44,7 +49,7 @@ ZIP_TIME = (2023, 3, 29, 12, 0, 0)
 # training items 1.x and 6.x then score 0 at once ("no file"), and are timed on the reference instead.
 
 
-def _zip(path: Path, files: dict[str, str]) -> None:
+def _zip(path: Path, files: dict[str, str | bytes]) -> None:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
         for name, text in sorted(files.items()):
@@ -123,6 +128,111 @@ def cs188_class(folder: Path, n: int) -> dict[str, str]:
             shutil.copy(kinds_src[kind], target)
         kinds[sid] = kind
     return kinds
+
+
+ROLES = (("starter", "starter"), ("bug", "buggy"), ("broken", "crash"), ("ref", "correct"), ("solution", "correct"),
+         ("course", "course"), ("late", "correct"))  # words of an example zip's name -> its kind
+
+
+def _role(zip_name: str) -> str:
+    low = zip_name.lower()
+    return next((kind for word, kind in ROLES if word in low), "other")
+
+
+def _renamed(assignment: Any, example: Path, number: int) -> str:
+    """The example zip's name with another student id of the same shape, still following the naming rule."""
+    match = assignment.naming_pattern.match(example.name)
+    if match is None:
+        raise SystemExit(f"{example} does not follow the naming rule of {assignment.id} (e.g. {assignment.naming_example})")
+    sid, (start, end) = match.group("student_id"), match.span("student_id")
+    digits = [k for k, ch in enumerate(sid) if ch.isdigit()]
+    counter = str(number)
+    candidates = []
+    if len(digits) >= len(counter):  # the id's own digit positions hold the number: 305000001 -> 000000017
+        chars = list(sid)
+        for k, ch in zip(digits, counter.zfill(len(digits))):
+            chars[k] = ch
+        candidates.append("".join(chars))
+    candidates += [sid[0] + counter.zfill(max(len(sid) - 1, len(counter))), sid + counter, sid[: max(1, len(sid) - len(counter))] + counter]
+    letters = "".join(chr(ord("a") + int(d)) for d in counter)  # ids of letters only
+    candidates += [sid[: max(1, len(sid) - len(letters))] + letters]
+    for new in candidates:
+        name = example.name[:start] + new + example.name[end:]
+        again = assignment.naming_pattern.match(name)
+        if again is not None and again.group("student_id") == new:
+            return name
+    raise SystemExit(f"cannot give {example.name} another student id that follows {assignment.naming_pattern.pattern}")
+
+
+def _same_as_solution(zip_path: Path, solution: Path) -> int:
+    """How many of the zip's files are byte for byte the reference solution's file of that path (or name)."""
+    same = 0
+    with zipfile.ZipFile(zip_path) as zf:
+        for info in (i for i in zf.infolist() if not i.is_dir()):
+            for path in (solution / info.filename, solution / info.filename.rsplit("/", 1)[-1]):
+                if path.resolve().is_relative_to(solution.resolve()) and path.is_file():
+                    same += path.read_bytes() == zf.read(info)
+                    break
+    return same
+
+
+def _spoiled(zip_path: Path, assignment: Any, prefix: str) -> dict[str, str | bytes]:
+    """The zip's files with `prefix` run first in its first module of the rubric (a .py, or a notebook's first cell)."""
+    with zipfile.ZipFile(zip_path) as zf:
+        files: dict[str, str | bytes] = {i.filename: zf.read(i) for i in zf.infolist() if not i.is_dir()}
+    for module in assignment.modules:
+        for name in sorted(files):
+            base = name.rsplit("/", 1)[-1]
+            if base == f"{module}.py":
+                files[name] = prefix + files[name].decode("utf-8", "replace")
+                return files
+            if base == f"{module}.ipynb":
+                nb = json.loads(files[name])
+                nb["cells"].insert(0, {"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [],
+                                       "source": prefix})
+                files[name] = json.dumps(nb)
+                return files
+    raise SystemExit(f"{zip_path.name} holds none of the modules {list(assignment.modules)} of {assignment.id}")
+
+
+def examples_class(assignment_id: str) -> Callable[[Path, int], dict[str, str]]:
+    """A class builder for any assignment from its example zips: mostly copies of the reference and the
+    course-style example (correct), some buggy and starter ones, one crashing and one hanging copy of the
+    reference, each under its own student id."""
+    from grader import spec
+
+    def build(folder: Path, n: int) -> dict[str, str]:
+        a = spec.load(assignment_id)
+        examples = sorted((ROOT / "fixtures" / "examples" / assignment_id).glob("*.zip"))
+        named = [ex for ex in examples if a.naming_pattern.match(ex.name)]
+        if not named:
+            raise SystemExit(f"fixtures/examples/{assignment_id}/ has no zip that follows the naming rule")
+        reference = max(named, key=lambda ex: (_same_as_solution(ex, a.solution_dir), _role(ex.name) == "correct"))
+        by_kind: dict[str, list[Path]] = {"correct": [reference]}
+        for ex in named:
+            if ex != reference:
+                by_kind.setdefault(_role(ex.name), []).append(ex)
+        # 10 correct, 4 buggy, 2 course-style, 2 starter, 1 crash, 1 hang in 20, interleaved so that a small
+        # class has a mix too; a kind without an example zip becomes a correct one
+        cycle = ["correct", "buggy", "correct", "starter", "course", "correct", "hang", "correct", "buggy", "crash",
+                 "correct", "course", "correct", "buggy", "starter", "correct", "buggy", "correct", "correct", "correct"]
+        plan = [kind if kind in by_kind or kind in ("crash", "hang") else "correct" for kind in cycle]
+        kinds: dict[str, str] = {}
+        for i, kind in enumerate(_class_plan(plan, n)):
+            source = reference if kind in ("crash", "hang") else by_kind[kind][i % len(by_kind[kind])]
+            name = _renamed(a, source, i + 1)
+            if (folder / name).exists():
+                raise SystemExit(f"two submissions of the bench class would both be named {name}")
+            if kind == "crash":
+                _zip(folder / name, _spoiled(source, a, "import os\nos._exit(3)\n"))
+            elif kind == "hang":
+                _zip(folder / name, _spoiled(source, a, "while True:\n    pass\n"))
+            else:
+                shutil.copy(source, folder / name)
+            kinds[a.naming_pattern.match(name).group("student_id")] = kind
+        return kinds
+
+    return build
 
 
 def nbclient_seconds(zip_path: Path, data_dir: Path) -> tuple[float, float]:
@@ -287,7 +397,14 @@ def per_submission(out: Path) -> tuple[list[float], list[float]]:
 
 
 def bench_assignment(assignment: str, n: int, build: Callable[[Path, int], dict[str, str]], only: list[str] | None,
-                     lines: list[str]) -> None:
+                     lines: list[str], quick: bool = False) -> None:
+    from grader import spec
+
+    pattern = spec.load(assignment).naming_pattern
+
+    def kind_of(zip_path: Path) -> str:
+        return kinds[pattern.match(zip_path.name).group("student_id")]
+
     work = Path(tempfile.mkdtemp(prefix=f"bench-{assignment}-"))
     subs = work / "class"
     subs.mkdir()
@@ -297,20 +414,33 @@ def bench_assignment(assignment: str, n: int, build: Callable[[Path, int], dict[
 
     t1, _ = grade(assignment, subs, work / "out1", 1, only)
     print(f"[{assignment}] --jobs 1: {t1:.1f} s", flush=True)
+    secs, peaks = per_submission(work / "out1")
+    if quick:
+        t3, _ = grade(assignment, subs, work / "out1", 1, only)
+        print(f"[{assignment}] unchanged rerun: {t3:.2f} s", flush=True)
+        lines += [
+            f"### {assignment} (quick): class of {n} ({', '.join(f'{v} {k}' for k, v in counts.items())})", "",
+            "| measure | value |", "| --- | --- |",
+            f"| per-submission wall time, median / max (--jobs 1) | {statistics.median(secs):.2f} / {max(secs):.2f} s |",
+            f"| total, --jobs 1 | {t1:.1f} s |",
+            f"| unchanged rerun (--jobs 1) | {t3:.2f} s, {t1 / t3:.0f}x faster than the first run |",
+            f"| peak memory of one sandbox, median / max | {statistics.median(peaks):.0f} / {max(peaks):.0f} MB |", "",
+        ]
+        shutil.rmtree(work, ignore_errors=True)
+        return
     t2, _ = grade(assignment, subs, work / "out2", 2, only)
     print(f"[{assignment}] --jobs 2: {t2:.1f} s", flush=True)
     t3, log = grade(assignment, subs, work / "out2", 2, only)
     print(f"[{assignment}] unchanged rerun: {t3:.2f} s", flush=True)
-    secs, peaks = per_submission(work / "out1")
 
-    good = sorted(p for p in subs.glob("*.zip") if kinds[p.name.split("_")[1]] in ("correct", "buggy", "starter", "seed"))
+    good = sorted(p for p in subs.glob("*.zip") if kind_of(p) in ("correct", "buggy", "starter", "seed", "course"))
     wb = work / "wellbehaved"
     wb.mkdir()
     for p in good:
         shutil.copy(p, wb / p.name)
     tg, _ = grade(assignment, wb, work / "out_wb", 1, only)
     tf = floor_seconds(assignment, wb, only)
-    hangs = [str(n + 1) for n, p in enumerate(sorted(subs.glob("*.zip"))) if kinds[p.name.split("_")[1]] == "hang"]
+    hangs = [str(n + 1) for n, p in enumerate(sorted(subs.glob("*.zip"))) if kind_of(p) == "hang"]
     print(f"[{assignment}] well-behaved {len(good)}: grader --jobs 1 {tg:.1f} s, floor {tf:.1f} s", flush=True)
 
     lines += [
@@ -357,7 +487,8 @@ def bench_reference_full(lines: list[str]) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description="grader benchmark")
     parser.add_argument("--n", type=int, default=40, help="submissions per synthetic class")
-    parser.add_argument("--assignment", action="append", help="only these assignments")
+    parser.add_argument("--assignment", action="append", help="only these assignments ('all': every one)")
+    parser.add_argument("--quick", action="store_true", help="grade each class once and rerun it; nothing else")
     parser.add_argument("--floor", nargs=2, metavar=("ASSIGNMENT", "FOLDER"), help=argparse.SUPPRESS)
     parser.add_argument("--only", action="append", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -366,17 +497,30 @@ def main() -> int:
         return 0
     lines = [f"## {datetime.now().astimezone().isoformat(timespec='seconds')} on {platform.node()}: "
              f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}, Python {platform.python_version()}", ""]
+    from grader import spec
+
     wanted = args.assignment or ["comp4423_a2", "cs188_hw4"]
+    if "all" in wanted:
+        wanted = spec.available()
+    unknown = [w for w in wanted if w not in spec.available()]
+    if unknown:
+        parser.error(f"unknown assignment(s) {', '.join(unknown)}; known: {', '.join(spec.available())}")
     if "comp4423_a2" in wanted:
-        bench_assignment("comp4423_a2", args.n, a2_class, None, lines)
-        bench_reference_full(lines)
-    if "cs188_hw4" in wanted and (ROOT / "solutions" / "cs188_hw4" / "rubric.toml").exists():
-        bench_assignment("cs188_hw4", args.n, cs188_class, None, lines)
-        bench_notebook_submission(lines)
+        bench_assignment("comp4423_a2", args.n, a2_class, None, lines, args.quick)
+        if not args.quick:
+            bench_reference_full(lines)
+    if "cs188_hw4" in wanted:
+        bench_assignment("cs188_hw4", args.n, cs188_class, None, lines, args.quick)
+        if not args.quick:
+            bench_notebook_submission(lines)
+    for other in (w for w in wanted if w not in ("comp4423_a2", "cs188_hw4")):
+        bench_assignment(other, args.n, examples_class(other), None, lines, args.quick)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     lines += [f"Peak memory of the benchmark process itself: {peak:.0f} MB.", "", ""]
     text = "\n".join(lines)
     print("\n" + text)
+    if args.quick:  # a smoke run: its figures are not the benchmark's
+        return 0
     header = "# Benchmark results (`make bench`)\n\nNewest first. Each run: date, machine, then the figures.\n\n"
     old = RESULTS.read_text() if RESULTS.exists() else ""
     RESULTS.write_text(header + text + "\n" + (old[len(header):] if old.startswith(header) else old))
