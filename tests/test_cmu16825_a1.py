@@ -186,6 +186,8 @@ def test_course_style_files_go_to_review(marks):
     assert {"1.2.1", "4.1"} <= set(record["needs_review"]), record["needs_review"]
     reasons = {o["item"]: o["message"] for o in record["outcomes"] if o["status"] == "review"}
     assert "render loop" in reasons["1.2.1"] and "report" in reasons["4.1"], reasons
+    evidence = {o["item"]: o["detail"] for o in record["outcomes"] if o["status"] == "review"}
+    assert "distance = 5 / (2 * torch.tan(torch.deg2rad(fov) / 2))" in evidence["1.2.1"], evidence["1.2.1"]
 
 
 ENGINE_GAP = "engine: a given file is placed beside the module (starter/starter/utils.py), and only the zip's root is on sys.path"
