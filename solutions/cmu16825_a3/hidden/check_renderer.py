@@ -1,8 +1,11 @@
 """Q1.5: volume rendering (renderer.py): weights, aggregation, and colour and depth of an analytic scene."""
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 
-from grader.checks import as_array, expect_close, expect_shape, helper_module
+from grader.checks import CheckFailed, as_array, expect_close, expect_shape, helper_module
 from grader.oracles import volume
 
 box = helper_module(__file__, "a3_sandbox")
@@ -37,6 +40,35 @@ def test_weights(student):
     got, want = _weights(student, sigma, t)
     expect_shape(got, want.shape + (1,), "the weights", "(rays, samples, 1), like the density")
     expect_close(got[..., 0], want, "the weights", atol=1e-5, rtol=1e-4, hint=EXCLUSIVE)
+
+
+@pytest.mark.item("1.5", weight=2, timeout=60, module="renderer")
+def test_weights_properties(student):
+    """weights match the closed form on random rays of any length and density (property test)"""
+    rend = _renderer(student)
+    failures: list[tuple[str, str]] = []
+
+    @settings(max_examples=30, deadline=None, derandomize=True, database=None, phases=[Phase.explicit, Phase.generate],
+              suppress_health_check=list(HealthCheck))
+    @given(sigma=arrays(np.float64, st.tuples(st.integers(1, 5), st.integers(2, 12)), elements=st.floats(0, 50)),
+           gaps=st.lists(st.floats(0.01, 1.0), min_size=12, max_size=12))
+    def prop(sigma, gaps):
+        t = np.broadcast_to(0.5 + np.cumsum(gaps[:sigma.shape[1]]), sigma.shape)
+        deltas = volume.deltas(t, volume.NERF_LAST_DELTA)
+        got = as_array(student.call(rend, "_compute_weights", box.f32(deltas[..., None]), box.f32(sigma[..., None])),
+                       "_compute_weights(deltas, density)")
+        want = volume.render(sigma, t).weights
+        if got.shape != want.shape + (1,) or not np.allclose(got[..., 0], want, atol=1e-5, rtol=1e-4):
+            worst = float(np.abs(got.reshape(want.shape) - want).max()) if got.size == want.size else float("nan")
+            failures.append((f"for {sigma.shape[0]} ray(s) of {sigma.shape[1]} samples the weights differ by up to {worst:.3g}"
+                             if got.size == want.size else f"shape {got.shape} for {want.shape + (1,)}", EXCLUSIVE))
+            raise AssertionError
+
+    try:
+        prop()
+    except AssertionError:
+        detail, hint = failures[-1] if failures else ("", "")
+        raise CheckFailed("the weights fail on random rays", detail, hint) from None
 
 
 @pytest.mark.item("1.5", weight=2, timeout=30, module="renderer")
