@@ -20,10 +20,10 @@ class cls_model(nn.Module):
         self.point_mlp = nn.Sequential(
             nn.Conv1d(3, 64, 1), nn.BatchNorm1d(64), nn.ReLU(),
             nn.Conv1d(64, 128, 1), nn.BatchNorm1d(128), nn.ReLU(),
-            nn.Conv1d(128, 256, 1), nn.BatchNorm1d(256), nn.ReLU(),
+            nn.Conv1d(128, 512, 1), nn.BatchNorm1d(512), nn.ReLU(),
         )
         self.head = nn.Sequential(
-            nn.Linear(256, 128), nn.BatchNorm1d(128), nn.ReLU(), nn.Dropout(0.3),
+            nn.Linear(512, 128), nn.BatchNorm1d(128), nn.ReLU(), nn.Dropout(0.3),
             nn.Linear(128, num_classes),
         )
         # END SOLUTION
@@ -36,8 +36,8 @@ class cls_model(nn.Module):
                 probabilities; the class is the argmax)
         '''
         # BEGIN SOLUTION 1.1
-        x = self.point_mlp(points.transpose(1, 2))  # (B, 3, N) -> (B, 256, N)
-        x = x.max(dim=2).values  # (B, 256): max over the points, whatever their order or number
+        x = self.point_mlp(points.transpose(1, 2))  # (B, 3, N) -> (B, 512, N)
+        x = x.max(dim=2).values  # (B, 512): max over the points, whatever their order or number
         return self.head(x)  # (B, num_classes) logits
         # END SOLUTION
 
@@ -55,10 +55,10 @@ class seg_model(nn.Module):
         )
         self.global_mlp = nn.Sequential(
             nn.Conv1d(64, 128, 1), nn.BatchNorm1d(128), nn.ReLU(),
-            nn.Conv1d(128, 256, 1), nn.BatchNorm1d(256), nn.ReLU(),
+            nn.Conv1d(128, 512, 1), nn.BatchNorm1d(512), nn.ReLU(),
         )
         self.head = nn.Sequential(
-            nn.Conv1d(64 + 256, 128, 1), nn.BatchNorm1d(128), nn.ReLU(),
+            nn.Conv1d(64 + 512, 128, 1), nn.BatchNorm1d(128), nn.ReLU(),
             nn.Conv1d(128, 64, 1), nn.BatchNorm1d(64), nn.ReLU(),
             nn.Conv1d(64, num_seg_classes, 1),
         )
@@ -72,7 +72,7 @@ class seg_model(nn.Module):
         '''
         # BEGIN SOLUTION 2.1
         local = self.local_mlp(points.transpose(1, 2))  # (B, 64, N)
-        glob = self.global_mlp(local).max(dim=2, keepdim=True).values  # (B, 256, 1)
-        x = torch.cat([local, glob.expand(-1, -1, local.shape[2])], dim=1)  # (B, 320, N)
+        glob = self.global_mlp(local).max(dim=2, keepdim=True).values  # (B, 512, 1)
+        x = torch.cat([local, glob.expand(-1, -1, local.shape[2])], dim=1)  # (B, 576, N)
         return self.head(x).transpose(1, 2)  # (B, N, num_seg_classes) logits
         # END SOLUTION
