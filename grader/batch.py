@@ -566,7 +566,8 @@ def finish(sub: intake.Submission, ctx: Context, opts: Options, p: Plan, done: D
             scored = {s.item.module for s in scores if s.state == "graded"}
             partial = [f"no file for {m}" for m in assignment.modules if m not in sub.module_files and m in scored]
             partial += sorted({o.message.split(": ", 1)[0] + " (" + o.message.split(": ", 1)[-1][:120] + ")"
-                               for o in outcomes if o.status == "error" and o.message.startswith("importing ")})
+                               for o in outcomes if o.status == "error" and o.message.startswith("importing ")
+                               and "has no file for module" not in o.message})  # named once, as "no file for"
             if partial:
                 status, reason = "partial", "; ".join(partial)[:300]
         if sub.late_days > assignment.late.max_days:

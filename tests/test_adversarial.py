@@ -208,7 +208,10 @@ def test_the_batch_completes(batch):
 def test_the_clean_reference_keeps_full_marks(batch):
     """Does a clean submission graded in the same batch as every attack get exactly the reference's marks?"""
     record = batch.records[batch.cases["70000000a"].name]
-    assert record["status"] == "ok", record["reason"]
+    # The corpus's clean zip hands in the numeric modules only: "partial", naming exactly the modules it lacks.
+    assert record["status"] in ("ok", "partial"), record["reason"]
+    if record["status"] == "partial":
+        assert all(part.startswith("no file for ") for part in record["reason"].split("; ")), record["reason"]
     assert {i: record["items"][i] for i in BUILT} == FULL
 
 
@@ -225,7 +228,10 @@ def test_case(batch, sid):
     text = " ".join([record["status"], record.get("reason", ""), *record.get("notes", [])] + [
         f"{o['message']} {o['detail']}" for o in record.get("outcomes", []) if FULL.get(o["item"], 0) != case.marks.get(o["item"])
     ])
-    assert record["status"] in case.status.split("|"), f"{case.title}: status {record['status']} ({record.get('reason')})"
+    status = record["status"]
+    if status == "partial" and all(part.startswith("no file for ") for part in record.get("reason", "").split("; ")):
+        status = "ok"  # the corpus hands in only the modules an attack needs; the others are named, as they should be
+    assert status in case.status.split("|"), f"{case.title}: status {record['status']} ({record.get('reason')})"
     assert got in (case.marks, case.alt_marks), f"{case.title}: marks {got}, expected {case.marks}; {text[:600]}"
     assert any(r.lower() in text.lower() for r in case.reason.split("|")), f"{case.title}: no {case.reason!r} in {text[:600]!r}"
     row = batch.rows[record["student_id"]]
@@ -267,8 +273,8 @@ def test_nothing_is_written_outside_the_boxes(batch):
 
 
 def test_staff_files_hold_no_student_markup(batch):
-    """Do review.md, the feedback, gradebook.csv and the terminal table hold no terminal escapes, no raw
-    HTML and no forged headings from students, and do the figure folders stay within their caps?"""
+    """Do review.md, the feedback (Markdown and HTML), gradebook.csv and the terminal table hold no terminal
+    escapes, no raw HTML and no forged headings from students, and do the figure folders stay within their caps?"""
     from adversarial.cases_staff import ANSWER_BEHIND_OUTPUT, CONTROL, outside_fences
 
     from grader import spec
@@ -301,6 +307,26 @@ def test_staff_files_hold_no_student_markup(batch):
             allowed = ("# Feedback: ", "## Your figures", "## Not graded yet", "## What the grader adapted") + tuple(
                 f"## {md_inline(i.id)} {md_inline(i.title)}" for i in a2.items)
             assert all(h.startswith(allowed) for h in headings), f"{name}: {[h for h in headings if not h.startswith(allowed)]}"
+    from html.parser import HTMLParser
+
+    class Tags(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.found: list[tuple[str, list]] = []
+
+        def handle_starttag(self, tag, attrs):
+            self.found.append((tag, attrs))
+
+    for page in sorted((out / "feedback").glob("*.html")):  # the HTML feedback: no markup a student wrote
+        parser = Tags()
+        parser.feed(page.read_text())
+        for tag, attrs in parser.found:
+            assert tag not in ("script", "iframe", "object", "embed", "form", "input", "link", "base"), f"{page.name}: <{tag}>"
+            for key, value in attrs:
+                assert not key.startswith("on"), f"{page.name}: <{tag} {key}=...>"
+                if key in ("src", "href") and value:
+                    local = value.startswith("data:image/png;base64,") or ":" not in value.split("/")[0]
+                    assert local and "javascript:" not in value.lower(), f"{page.name}: <{tag} {key}={value[:40]!r}>"
     for folder in (out / "feedback").glob("*-figures"):
         pngs = list(folder.iterdir())
         assert len(pngs) <= MAX_FIGURE_FILES and sum(p.stat().st_size for p in pngs) <= MAX_FIGURE_BYTES, folder.name
