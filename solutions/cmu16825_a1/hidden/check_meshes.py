@@ -13,12 +13,17 @@ MOD = "meshes"
 SHAPES = {"tetrahedron": (4, 4, "2.1.1"), "cube": (8, 12, "2.2.1")}
 
 
+def _unbatch(arr: np.ndarray) -> np.ndarray:
+    """A batch of one, as pytorch3d's structures take them, read as the single item."""
+    return arr[0] if arr.ndim == 3 and arr.shape[0] == 1 else arr
+
+
 def _mesh(student: Student, shape: str) -> tuple[np.ndarray, np.ndarray]:
     out = student.call(MOD, shape)
     if not isinstance(out, (list, tuple)) or len(out) != 2:
         raise CheckFailed(f"{shape}() should return (vertices, faces)", f"got {type(out).__name__}")
-    verts = as_array(out[0], f"{shape} vertices")
-    faces = as_array(out[1], f"{shape} faces")
+    verts = _unbatch(as_array(out[0], f"{shape} vertices"))
+    faces = _unbatch(as_array(out[1], f"{shape} faces"))
     if verts.ndim != 2 or verts.shape[1] != 3:
         raise CheckFailed(f"{shape} vertices should be (V, 3)", f"got shape {verts.shape}")
     if faces.ndim != 2 or faces.shape[1] != 3:
@@ -98,7 +103,7 @@ def _retexture(student: Student, seed: int) -> tuple[np.ndarray, np.ndarray, np.
     rng = np.random.default_rng(seed)
     verts = (rng.normal(size=(60, 3)) * [0.5, 0.7, 1.3] + [0.2, -0.1, 0.4]).astype(np.float32)
     c1, c2 = rng.random(3).round(3), rng.random(3).round(3)
-    got = as_array(student.call(MOD, "retexture", Tensor(verts), c1.tolist(), c2.tolist()), "retexture(...)")
+    got = _unbatch(as_array(student.call(MOD, "retexture", Tensor(verts), c1.tolist(), c2.tolist()), "retexture(...)"))
     if got.shape != (60, 3):
         raise CheckFailed("retexture should return one RGB colour per vertex", f"expected (60, 3), got {got.shape}")
     return verts.astype(np.float64), c1, c2, got
