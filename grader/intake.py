@@ -160,7 +160,11 @@ def _add_given(box: Path, assignment: Assignment, sub: Submission) -> None:
     for name in given:
         if Path(name).name.lower() in have:
             continue
-        target = home / name
+        root = home  # the assignment's folder in the zip: where the course's layout puts `name`
+        parent = Path(name).parent.parts
+        if parent and home.parts[-len(parent):] == parent and home != box:
+            root = Path(*home.parts[: -len(parent)])  # the modules sit in the given file's own folder
+        target = root / name
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(assignment.solution_dir / name, target)
         added.append(name)

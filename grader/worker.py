@@ -108,6 +108,7 @@ class Worker:
         if name not in self.module_files:
             raise ModuleNotFoundError(f"the submission has no file for module '{name}'")
         path = self.module_files[name]
+        self._search_beside(path)
         if path in self._loaded_files:
             module = self._loaded_files[path]
         elif path.lower().endswith(".ipynb"):  # code cells run in order; failing cells are recorded
@@ -118,6 +119,22 @@ class Worker:
             self._loaded_files[path] = module
         self.modules[name] = module
         return module
+
+    @staticmethod
+    def _search_beside(path: str) -> None:
+        """A module in a folder of the zip imports its siblings and its package as it did at home (run
+        from the assignment's folder): its folder and each one up to the box go on sys.path, after the
+        grader's code and the box, so the grader's libraries still win over a copy in the zip."""
+        box = os.getcwd()
+        folder = os.path.dirname(os.path.abspath(path))
+        extra = []
+        while folder.startswith(box + os.sep):
+            extra.append(folder)
+            folder = os.path.dirname(folder)
+        at = sys.path.index(box) + 1 if box in sys.path else len(sys.path)
+        for entry in reversed(extra):
+            if entry not in sys.path:
+                sys.path.insert(at, entry)
 
     def resolve(self, target: dict[str, Any]) -> Any:
         parts = [p for p in str(target.get("path", "")).split(".") if p]

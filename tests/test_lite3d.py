@@ -169,3 +169,22 @@ def test_a_wrong_library_or_given_file_is_one_clear_line(tmp_path, extra, key):
     _rubric_with(folder, extra)
     with pytest.raises(ValueError, match=rf"rubric.toml: \[assignment\] {key}"):
         spec.load(str(folder))
+
+
+def test_a_given_file_in_a_folder_goes_where_the_course_layout_puts_it(tmp_path):
+    """With `given = ["starter/utils.py"]` and the student's modules in starter/ (at the zip's root or inside
+    the assignment's folder), does utils.py go into that same starter/ folder, not starter/starter/?"""
+    folder = _build(tmp_path)
+    (folder / "starter").mkdir()
+    (folder / "starter" / "utils.py").write_text("SCALE = 2\n")
+    _rubric_with(folder, 'given = ["starter/utils.py"]\n')
+    a = spec.load(str(folder))
+    for n, where in enumerate(["starter/metrics.py", "assignment1/starter/metrics.py", "metrics.py"]):
+        z = tmp_path / f"PSNR_1_Ada{n}.zip"
+        with zipfile.ZipFile(z, "w") as zf:
+            zf.writestr(where, (folder / "metrics.py").read_text())
+        box = tmp_path / f"layout{n}"
+        box.mkdir()
+        intake.extract(intake.Submission(z, "1", "Ada", ""), a, box)
+        expected = box / Path(where).parent / "utils.py" if "starter" in where else box / "starter" / "utils.py"
+        assert expected.read_text() == "SCALE = 2\n", sorted(str(p.relative_to(box)) for p in box.rglob("*"))
