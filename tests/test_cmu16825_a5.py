@@ -36,6 +36,19 @@ REFERENCE = {m: (SOLUTION / f"{m}.py").read_text() for m in MODULES}
 WORKERS = 2  # the CI machine has 2 cores; each sandbox uses one thread
 
 
+def _generator():
+    import importlib.util
+
+    spec_ = importlib.util.spec_from_file_location("_make_cmu16825_a5", ROOT / "fixtures" / "make_cmu16825_a5.py")
+    module = importlib.util.module_from_spec(spec_)
+    spec_.loader.exec_module(module)
+    return module
+
+
+GEN = _generator()
+COURSE = {"models": GEN.COURSE_MODELS, "utils": GEN.COURSE_UTILS}  # the course-style example's files
+
+
 def class_source(module: str, name: str) -> str:
     """The exact text of a top-level class or def of the reference, up to the next top-level statement."""
     match = re.search(rf"^(?:class|def) {name}\b.*?(?=^\S|\Z)", REFERENCE[module], flags=re.S | re.M)
@@ -209,11 +222,14 @@ def graded_items(v: Variant) -> set[str]:
 
 
 # -- machinery ------------------------------------------------------------------------------------
-def grade(grader: dict, box: Path, files: dict[str, str], items: set[str]) -> tuple[dict[str, float], list[Outcome]]:
+def grade(grader: dict, box: Path, files: dict[str, str], items: set[str],
+          aimed: dict[str, tuple[str, ...]] | None = None) -> tuple[dict[str, float], list[Outcome]]:
+    """Grade `files` on `items`; with `aimed`, only the checks a mistake is aimed at (fragments of their names)."""
     for module, text in files.items():
         (box / f"{module}.py").write_text(text)
     box.chmod(0o777)
-    outcomes = run_checks(grader["checks"], box, {m: f"{m}.py" for m in files}, grader["mode"], only=items,
+    checks = [c for c in grader["checks"] if aimed is None or any(f in c.name for f in aimed.get(c.item, ()))]
+    outcomes = run_checks(checks, box, {m: f"{m}.py" for m in files}, grader["mode"], only=items,
                           data_dir=grader["assignment"].public_data_dir, timeout_scale=3.0)
     scored = {s.item.id: s.score for s in score_items(grader["assignment"], outcomes) if s.item.id in items}
     return scored, outcomes
@@ -228,20 +244,23 @@ def grader() -> dict:
 def graded(grader: dict, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Future]:
     """Every submission the selected tests need, graded once, WORKERS sandboxes at a time."""
     starter = {m: (STARTER / f"{m}.py").read_text() for m in MODULES}
-    jobs = {"reference": lambda: (REFERENCE, set(AUTO)), "starter": lambda: (starter, set(AUTO))}
-    for v in MISTAKES + ALTERNATIVES:
-        jobs[v.id] = lambda v=v: ({**REFERENCE, v.module: fabricate(v)}, graded_items(v))
+    jobs = {"reference": lambda: (REFERENCE, set(AUTO), None), "starter": lambda: (starter, set(AUTO), None),
+            "course": lambda: (COURSE, set(AUTO), None)}
+    for v in MISTAKES:  # only the checks aimed at the mistake run (the short trainings are the slow part)
+        jobs[v.id] = lambda v=v: ({**REFERENCE, v.module: fabricate(v)}, graded_items(v), v.loses)
+    for v in ALTERNATIVES:  # every check of the items an alternative touches
+        jobs[v.id] = lambda v=v: ({**REFERENCE, v.module: fabricate(v)}, graded_items(v), None)
     wanted = set()
     for t in request.session.items:
         if t.module is request.module:
             if hasattr(t, "callspec") and isinstance(t.callspec.params.get("variant"), Variant):
                 wanted.add(t.callspec.params["variant"].id)
-            wanted.update(n for n in ("reference", "starter") if f"_{n}_" in t.name)
+            wanted.update(n for n in ("reference", "starter", "course") if f"_{n}_" in t.name)
     jobs = {k: v for k, v in jobs.items() if k in wanted}
 
     def run(name: str):
-        files, items = jobs[name]()
-        return grade(grader, tmp_path_factory.mktemp(name), files, items)
+        files, items, aimed = jobs[name]()
+        return grade(grader, tmp_path_factory.mktemp(name), files, items, aimed)
 
     with ThreadPoolExecutor(max_workers=WORKERS) as pool:
         futures = {name: pool.submit(run, name) for name in jobs}
@@ -274,6 +293,18 @@ def test_starter_scores_zero_without_crashing(graded):
     no_sandbox_failure(outcomes, why)
     assert scored == {i: 0.0 for i in AUTO}, why
     assert all("NotImplementedError" in o.message for o in outcomes), why
+
+
+def test_course_style_submission_keeps_model_marks_and_sends_the_missing_helper_to_a_ta(grader, graded):
+    """Does the course-style example (the paper's PointNet with log-softmax outputs and `.cuda()`, the course's
+    pytorch3d utils.py with its own rotate_x) get full marks on both models, and 3.1.1 sent to a TA, not zero?"""
+    scored, outcomes = graded["course"].result()
+    why = report(scored, outcomes)
+    no_sandbox_failure(outcomes, why)
+    for item in ("1.1", "2.1"):
+        assert scored[item] == grader["assignment"].item(item).marks, why
+    rot = [o for o in outcomes if o.item == "3.1.1"]
+    assert rot and all(o.status == "review" for o in rot), why
 
 
 @pytest.mark.parametrize("variant", MISTAKES, ids=lambda v: v.id)

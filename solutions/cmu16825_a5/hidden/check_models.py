@@ -199,13 +199,13 @@ def test_seg_learns(student: Student) -> None:
     out, y = pt.evaluate(student, model, "seg", points=200)
     expect_shape(out, y.shape + (6,), "the trained seg_model's output", SHAPE_HINT["seg_model"])
     acc = float((out.argmax(-1) == y).mean())
-    if acc <= 0.75:
+    if acc <= 0.6:
         raise CheckFailed("seg_model does not learn the chair parts in the short training run",
-                          f"held-out per-point accuracy {acc:.1%} after 10 epochs of Adam (more than 75% expected)",
+                          f"held-out per-point accuracy {acc:.1%} after 10 epochs of Adam (more than 60% expected; about 85% is usual)",
                           "give each point its own features and the object's pooled global feature, and return "
                           "(B, N, classes)")
     conf = float(np.take_along_axis(pt.probabilities(out), y[..., None], -1).mean())
-    if conf < 0.45:
+    if conf < 0.4:
         raise CheckFailed("seg_model's outputs stay unsure of the right part after training",
                           f"mean probability of the right part {conf:.2f} on the held-out points",
                           "return logits, log-probabilities or probabilities, with one softmax at most")
