@@ -2,8 +2,8 @@
 plausible mistake and keep them for each correct alternative?
 
 Every variant is the reference with exact text edits (each must match once, so a drifting reference fails
-loudly). All of them, with the reference and the starter, are zipped into one folder and graded in ONE
-batch run in the real sandbox; the tests then read the records. The mistakes and alternatives are those
+loudly). All of them, with the reference, the starter and the example zips, are graded in two batch runs
+in the real sandbox (the training fit only where it matters); the tests then read the records. The mistakes and alternatives are those
 of /work/shared/TASKS.md section 13 (Q1.1 splatting, Q1.2 training set-up, Q2.1 SDS).
 """
 from __future__ import annotations
@@ -20,6 +20,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from grader import batch, spec  # noqa: E402
+from grader.checks import load_checks  # noqa: E402
 from variants import apply_edits  # noqa: E402
 
 ASSIGNMENT = "cmu16825_a4"
@@ -76,11 +77,12 @@ VARIANTS = [
     mistake("mdesc", M, [(SORT, "idxs = keep[torch.argsort(z_vals[keep], descending=True)]")], "1.1", "nearest first"),
     mistake("mnofilter", M, [(KEEP, "keep = torch.arange(len(z_vals))")], "1.1", "nearest first"),
     # -- Q1.2 mistakes
-    mistake("mlrs", T, [('"lr": 0.01, "name": "opacities"', '"lr": 0.05, "name": "opacities"'),
-                        ('"lr": 0.005, "name": "scales"', '"lr": 0.05, "name": "scales"'),
-                        ('"lr": 0.02, "name": "colours"', '"lr": 0.05, "name": "colours"'),
-                        ('"lr": 0.0005, "name": "means"', '"lr": 0.05, "name": "means"')],
-            "1.2", "learning rates", marks=12),
+    mistake("mlrs", T, [('"lr": 0.02, "name": "opacities"', '"lr": 0.05, "name": "opacities"'),
+                        ('"lr": 0.01, "name": "scales"', '"lr": 0.05, "name": "scales"'),
+                        ('"lr": 0.002, "name": "means"', '"lr": 0.05, "name": "means"')],
+            "1.2", "learning rates", marks=13),
+    mistake("mloss", T, [("loss = torch.abs(pred_img - gt_img).mean()", "loss = (pred_img - gt_img).mean()")], "1.2",
+            "fits", marks=12),
     mistake("mquats", T, [('    if not gaussians.is_isotropic:\n        names.append("pre_act_quats")\n', "")],
             "1.2", "anisotropic"),
     mistake("misoquats", T, [('    if not gaussians.is_isotropic:\n        names.append("pre_act_quats")\n',
@@ -115,6 +117,8 @@ VARIANTS = [
     alternative("astrict", M, [(KEEP, "keep = torch.nonzero(z_vals > 0.0).flatten()")], "1.1"),
     alternative("aparam", T, [("setattr(gaussians, name, getattr(gaussians, name).detach().clone().requires_grad_(True))",
                                "setattr(gaussians, name, torch.nn.Parameter(getattr(gaussians, name)))")], "1.2"),
+    alternative("amse", T, [("loss = torch.abs(pred_img - gt_img).mean()", "loss = torch.nn.functional.mse_loss(pred_img, gt_img)")],
+                "1.2"),
     alternative("adot", S, [(TARGET, "grad = grad.detach()"), (LOSS, "loss = (grad * latents).sum()")], "2.1"),
     alternative("atuple", S, [(COND, COND.replace(").sample", ", return_dict=False)[0]"))], "2.1"),
     alternative("abatched", S, [
@@ -138,18 +142,31 @@ def _zip(path: Path, files: dict[str, str]) -> None:
 
 @pytest.fixture(scope="module")
 def records(tmp_path_factory):
-    """Grade the reference, the starter and every variant in one batch; records by student id."""
-    folder = tmp_path_factory.mktemp("a4_zips")
+    """Grade everything in two batches; records by student id. The training fit (a few seconds each) runs
+    only where it matters: the reference, the examples and the train.py variants; the model.py and SDS.py
+    variants and the starter are graded with every other check."""
     reference = {name: (SOLUTION / name).read_text() for name in CODE}
-    _zip(folder / "A4_ref_Reference.zip", reference)
-    _zip(folder / "A4_starter_Starter.zip", {name: (STARTER / name).read_text() for name in CODE})
+    quick, full = tmp_path_factory.mktemp("a4_quick"), tmp_path_factory.mktemp("a4_full")
+    _zip(full / "A4_ref_Reference.zip", reference)
+    _zip(quick / "A4_starter_Starter.zip", {name: (STARTER / name).read_text() for name in CODE})
     for v in VARIANTS:
         files = dict(reference)
         for name, edits in v.edits.items():
             files[name] = apply_edits(files[name], edits, v.id)
-        _zip(folder / f"A4_{v.id}_Variant.zip", files)
-    opts = batch.Options(out=tmp_path_factory.mktemp("a4_out"), jobs=1, timeout_scale=3.0, progress=False)
-    rows = batch.grade_folder(spec.load(ASSIGNMENT), folder, opts, log=lambda m: None)
+        _zip((full if "train.py" in v.edits else quick) / f"A4_{v.id}_Variant.zip", files)
+    for example in sorted((ROOT / "fixtures" / "examples" / ASSIGNMENT).glob("*.zip")):
+        (full / example.name).write_bytes(example.read_bytes())
+    a = spec.load(ASSIGNMENT)
+    every = load_checks(SOLUTION / "hidden")
+    rows = []
+    for folder, checks in ((quick, [c for c in every if "fits a toy scene" not in c.name]), (full, every)):
+        opts = batch.Options(out=tmp_path_factory.mktemp("a4_out"), jobs=1, timeout_scale=3.0, progress=False)
+        real = batch.load_checks
+        batch.load_checks = lambda _dir, checks=checks: checks
+        try:
+            rows += batch.grade_folder(a, folder, opts, log=lambda m: None)
+        finally:
+            batch.load_checks = real
     return {r["student_id"]: r for r in rows}
 
 
@@ -191,3 +208,17 @@ def test_alternative_keeps_marks(records, variant):
     """Does each correct alternative keep full marks on every automatic item?"""
     rec = records[variant.id]
     assert {i: rec["items"][i] for i in AUTO} == {"1.1": 35, "1.2": 15, "2.1": 20}, _why(rec)
+
+
+def test_examples(records):
+    """Do the example zips grade as a TA would: the reference in full, the starter at zero, the buggy student
+    below full on every automatic item, and the course-style files (pytorch3d and diffusers imports) full on
+    the splatting, with the SDS item sent to review (diffusers cannot be imported here)?"""
+    assert {i: records["ref1"]["items"][i] for i in AUTO} == {"1.1": 35, "1.2": 15, "2.1": 20}, _why(records["ref1"])
+    assert all(records["start1"]["items"][i] == 0 for i in AUTO), _why(records["start1"])
+    bug = records["bug1"]
+    assert bug["items"]["1.1"] < 35 and bug["items"]["1.2"] < 15 and bug["items"]["2.1"] < 20, _why(bug)
+    course = records["course1"]
+    assert course["items"]["1.1"] == 35, _why(course)
+    assert course["items"]["2.1"] is None and "2.1" in course["needs_review"], _why(course)
+    assert "diffusers" in str(course["needs_review"]["2.1"])

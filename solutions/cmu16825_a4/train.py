@@ -37,10 +37,10 @@ def setup_optimizer(gaussians):
     # parameters that change too fast, and use different learning rates for different parameters.
     # BEGIN SOLUTION 1.2
     parameters = [
-        {"params": [gaussians.pre_act_opacities], "lr": 0.01, "name": "opacities"},
-        {"params": [gaussians.pre_act_scales], "lr": 0.005, "name": "scales"},
-        {"params": [gaussians.colours], "lr": 0.02, "name": "colours"},
-        {"params": [gaussians.means], "lr": 0.0005, "name": "means"},
+        {"params": [gaussians.pre_act_opacities], "lr": 0.02, "name": "opacities"},
+        {"params": [gaussians.pre_act_scales], "lr": 0.01, "name": "scales"},
+        {"params": [gaussians.colours], "lr": 0.05, "name": "colours"},
+        {"params": [gaussians.means], "lr": 0.002, "name": "means"},
     ]
     if not gaussians.is_isotropic:
         parameters.append({"params": [gaussians.pre_act_quats], "lr": 0.001, "name": "quats"})
