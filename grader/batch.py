@@ -563,8 +563,9 @@ def finish(sub: intake.Submission, ctx: Context, opts: Options, p: Plan, done: D
             status = bad[0].status
             reason = "; ".join(sorted({f"{o.item}: {o.message}" for o in bad}))[:300]
         if status == "ok":  # graded, but not all of it: name what is missing or did not load
-            scored = {s.item.module for s in scores if s.state == "graded"}
-            partial = [f"no file for {m}" for m in assignment.modules if m not in sub.module_files and m in scored]
+            needed = " ".join(o.message for o in outcomes if o.status == "error")  # checks that needed a module
+            partial = [f"no file for {m}" for m in assignment.modules
+                       if m not in sub.module_files and f"no file for module '{m}'" in needed]
             partial += sorted({o.message.split(": ", 1)[0] + " (" + o.message.split(": ", 1)[-1][:120] + ")"
                                for o in outcomes if o.status == "error" and o.message.startswith("importing ")
                                and "has no file for module" not in o.message})  # named once, as "no file for"
