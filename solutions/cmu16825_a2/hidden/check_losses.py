@@ -70,9 +70,9 @@ def test_voxel_fit_sphere(student):
     target = box.sphere_voxels(32, 0.6)[None]
     init = np.random.default_rng(5).random(target.shape).astype(np.float32)  # like torch.rand in fit_data.py
     src = box.leaf(student, init)
-    opt = student.call(box.torch_in(student, MOD), "torch.optim.Adam", [src], lr=0.05, ret="handle")
+    opt = student.call(box.torch_in(student, MOD), "torch.optim.Adam", [src], lr=0.1, ret="handle")
     tgt = box.f32(target)
-    for _ in range(120):
+    for _ in range(40):
         loss = student.call(MOD, "voxel_loss", src, tgt, ret="handle")
         student.call(opt, "zero_grad", ret="none")
         student.call(loss, "backward", ret="none")
@@ -80,7 +80,7 @@ def test_voxel_fit_sphere(student):
     scores = as_array(student.call(src, "detach"), "the fitted voxel parameters")
     score = box.iou(scores > 0, target)
     box.need(score > 0.95, "fitting a voxel grid with voxel_loss does not recover the sphere",
-             f"IoU {score:.3f} of the voxels with score > 0 (sigmoid > 0.5) after 120 Adam steps (lr 0.05)", LOGIT_HINT)
+             f"IoU {score:.3f} of the voxels with score > 0 (sigmoid > 0.5) after 40 Adam steps (lr 0.1)", LOGIT_HINT)
 
 
 # -- 1.2 chamfer loss ---------------------------------------------------------------------------------
