@@ -370,6 +370,10 @@ class _Pytorch3dLoader(importlib.abc.Loader):
         def lookup(attr: str) -> Any:
             if attr.startswith("__"):
                 raise AttributeError(attr)
+            if f"{spec.name}.{attr}" in lite.pytorch3d_names.MODULES:  # `import pytorch3d` then pytorch3d.structures
+                sub = import_module(f"{spec.name}.{attr}")
+                setattr(module, attr, sub)
+                return sub
             stand_in = _unavailable(f"{spec.name}.{attr}")
             setattr(module, attr, stand_in)
             return stand_in

@@ -121,6 +121,8 @@ def test_import_pytorch3d_in_the_sandbox_environment_reaches_lite3d():
         "from pytorch3d.structures import Meshes\n"
         "import lite3d\n"
         "assert PerspectiveCameras is lite3d.PerspectiveCameras and Meshes is lite3d.Meshes\n"
+        "import pytorch3d\n"
+        "assert pytorch3d.structures.Meshes is Meshes and pytorch3d.renderer.look_at_view_transform\n"
         "R, T = look_at_view_transform(2.0, 0.0, 0.0)\n"
         "try:\n    MeshRenderer(rasterizer=None)\nexcept NotImplementedError as e:\n    print('LOUD', e)\n"
         "print(compat.adaptations())\n"
@@ -188,3 +190,19 @@ def test_a_given_file_in_a_folder_goes_where_the_course_layout_puts_it(tmp_path)
         intake.extract(intake.Submission(z, "1", "Ada", ""), a, box)
         expected = box / Path(where).parent / "utils.py" if "starter" in where else box / "starter" / "utils.py"
         assert expected.read_text() == "SCALE = 2\n", sorted(str(p.relative_to(box)) for p in box.rglob("*"))
+
+
+def test_mesh_laplacian_and_in_place_offsets():
+    """Does laplacian_packed give rows summing to 0 (each vertex minus the mean of its neighbours), zero on
+    a vertex that is the mean of its neighbours, and does offset_verts_ move the mesh in place?"""
+    from grader.lite3d import Meshes, ico_sphere
+
+    sphere = ico_sphere(1)
+    lap = sphere.laplacian_packed()
+    assert torch.allclose(torch.sparse.sum(lap, 1).to_dense(), torch.zeros(42), atol=1e-6)
+    flat = Meshes([torch.tensor([[0.0, 0, 0], [1, 0, 0], [0, 1, 0], [-1, 0, 0], [0, -1, 0]])],
+                  [torch.tensor([[0, 1, 2], [0, 2, 3], [0, 3, 4], [0, 4, 1]])])
+    assert torch.allclose((flat.laplacian_packed() @ flat.verts_packed())[0], torch.zeros(3), atol=1e-6)
+    before = sphere.verts_packed().clone()
+    assert sphere.offset_verts_(torch.full((42, 3), 0.5)) is sphere
+    assert torch.allclose(sphere.verts_packed(), before + 0.5)
