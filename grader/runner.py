@@ -145,6 +145,9 @@ def _run_one(chk: Check, student: Student) -> Outcome:
         if exc.error == "MissingName":
             return done("review", f"an entry point the checks need was not found: {exc.message}"[:600],
                         "the submission may use another name or layout than the starter's")
+        if exc.error == "NotImplementedError" and "is not available in the grader" in exc.message:
+            return done("review", f"the code needs a library the grader replaces only in part: {exc.message}"[:600],
+                        _last_frame(exc.trace))
         hint = ""
         if exc.error == "NotImplementedError":
             hint = "this part is still the starter's stub"

@@ -10,6 +10,7 @@ MODULES: dict[str, tuple[str, ...]] = {
     "pytorch3d.transforms": ("transforms",),
     "pytorch3d.structures": ("structures",),
     "pytorch3d.ops": ("ops",),
+    "pytorch3d.ops.knn": ("ops",),
     "pytorch3d.loss": ("loss",),
     "pytorch3d.utils": ("utils",),
     "pytorch3d.io": ("io",),

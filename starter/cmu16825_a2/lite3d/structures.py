@@ -152,6 +152,25 @@ class Meshes:
         moved = list((self.verts_packed() + offsets).split(self.num_verts_per_mesh().tolist(), 0))
         return Meshes(moved, self._faces, self.textures)
 
+    def offset_verts_(self, vert_offsets_packed: torch.Tensor) -> "Meshes":
+        """In place: move each packed vertex by its offset."""
+        self._verts = self.offset_verts(vert_offsets_packed)._verts
+        return self
+
+    def laplacian_packed(self) -> torch.Tensor:
+        """The uniform Laplacian L (sum V_i, sum V_i), sparse: L[i, j] = 1 / deg(i) for each neighbour j of
+        vertex i, and L[i, i] = -1 (so L @ verts is each vertex's offset from the mean of its neighbours)."""
+        v = self.verts_packed()
+        e = self.edges_packed()
+        n = v.shape[0]
+        rows = torch.cat([e[:, 0], e[:, 1]])
+        cols = torch.cat([e[:, 1], e[:, 0]])
+        deg = torch.zeros(n, dtype=v.dtype, device=v.device).index_add_(0, rows, torch.ones_like(rows, dtype=v.dtype))
+        vals = 1.0 / deg.clamp(min=1)[rows]
+        idx = torch.cat([torch.stack([rows, cols]), torch.arange(n, device=v.device).expand(2, n)], dim=1)
+        data = torch.cat([vals, -torch.ones(n, dtype=v.dtype, device=v.device)])
+        return torch.sparse_coo_tensor(idx, data, (n, n), check_invariants=False).coalesce()
+
     def update_padded(self, new_verts_padded: torch.Tensor) -> "Meshes":
         return Meshes([new_verts_padded[i, : v.shape[0]] for i, v in enumerate(self._verts)], self._faces, self.textures)
 
