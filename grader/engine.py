@@ -65,7 +65,7 @@ class GradingWorker:
         done = Done(notes=list(job.notes))
         if job.todo and self.before_run is not None:
             self.before_run(slot)
-        work = scratch_dir("job")
+        work = scratch_dir("box")  # the zip and the figures; swept like a box if this grader is killed
         zip_path = work / job.zip_name
         zip_path.write_bytes(job.zip_bytes)
         figures = work / "figures"

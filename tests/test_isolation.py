@@ -375,7 +375,7 @@ def test_a_fork_server_that_cannot_restart_mid_batch_stops_the_batch(tmp_path: P
     results = sorted(p.name for p in (out / "results").glob("*.json"))
     assert results == ["74000011a.json"]
     first = json.loads((out / "results" / "74000011a.json").read_text())["extra_data"]
-    assert first["status"] == "ok" and first["items"]["4.1"] == 12.0
+    assert first["status"] in ("ok", "partial") and first["items"]["4.1"] == 12.0  # partial: Raysampling only
 
 
 # -- 5. the fork server imports what the assignment needs -------------------------------------------
