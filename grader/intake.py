@@ -191,7 +191,7 @@ def collect(folder: Path, exclude: Path | None = None) -> tuple[list[Path], list
         elif path.suffix.lower() == ".zip":
             zips.append(path)
         elif path.name in ("times.csv", "extensions.csv", "manual_marks.csv"):
-            ignored.append((path, "a settings file (give it with --times / --extensions)"))
+            ignored.append((path, "a settings file, not a submission (read only when given with --times / --extensions)"))
         else:
             ignored.append((path, "not a .zip file: only zips are graded"))
     return zips, ignored
