@@ -31,7 +31,7 @@ from .runner import Outcome
 from .sandbox import Limits, SandboxUnavailable, detect_mode, sweep_leftovers
 from .scoring import final_mark, score_items
 from .settings import RunSettings, apply_lateness, check_times
-from .spec import ROOT, Assignment
+from .spec import ROOT, Assignment, available
 
 GRADER_DIR = Path(__file__).resolve().parent
 
@@ -193,7 +193,7 @@ def grade_folder(assignment: Assignment, folder: Path, opts: Options, log: Calla
     if len(subs) >= 2 and all(s.status == "naming_error" for s in subs):
         raise ValueError(f"none of the {len(subs)} zips in {folder} follows the naming rule of {assignment.id} "
                          f"(e.g. {assignment.naming_example}): is --assignment right? Known assignments: "
-                         + ", ".join(available_ids()))
+                         + ", ".join(available()))
     every = list(subs)
     subs = _dedupe_ids(subs, opts.settings.times if opts.settings is not None else opts.times, log)
     _write_intake(opts.out, folder, every, subs, ignored, log)
@@ -456,12 +456,6 @@ def _write_intake(out: Path, folder: Path, every: list[intake.Submission], kept:
         writer.writerow([report.csv_cell(str(p.relative_to(folder))), report.csv_cell(sid), outcome, report.csv_cell(why)])
     out.mkdir(parents=True, exist_ok=True)
     report.write_atomic(out / "intake.csv", buf.getvalue())
-
-
-def available_ids() -> list[str]:
-    from .spec import available
-
-    return available()
 
 
 def _mtime(path: Path) -> float:
